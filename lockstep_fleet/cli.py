@@ -1,0 +1,96 @@
+"""``bin/fleet``: the command line of the local test fleet (see docs/fleet.md)."""
+
+import argparse
+import json
+import os
+import sys
+
+from . import traffic
+from .core import Fleet, FleetError
+
+ROW = "{:<4} {:<18} {:<24} {:<13} {:<8} {:<8} {}"
+
+
+def _print_status(st):
+    if not st["up"]:
+        print("no fleet is up")
+        return
+    print(ROW.format("host", "ssh", "service", "sshd", "svc pid", "version", "srv"))
+    for h in st["hosts"]:
+        print(ROW.format(
+            h["name"], h["ssh"], h["service_url"], h["sshd"], h["service_pid"] or "-", h["version"] or "-",
+            h["srv"]))
+    hp, ex = st["haproxy"], st["exchange"]
+    print("haproxy: {} (pid {}, {}), socket {}".format(hp["frontend"], hp["pid"], "up" if hp["alive"] else "DOWN",
+                                                  hp["socket"]))
+    print("exchange: {} (pid {}, {})".format(ex["url"], ex["pid"], "up" if ex["alive"] else "DOWN"))
+
+
+def main(argv=None, repo_root=None):
+    ap = argparse.ArgumentParser(prog="bin/fleet", description="lockstep's local test fleet")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="bring up a fresh fleet (an existing one is brought down first)")
+    p.add_argument("--hosts", type=int, default=8, help="number of hosts, 1..32 (default 8)")
+    p.add_argument("--version", help="install and start this release on every host")
+    p.add_argument("--artifacts", help="directory holding order-router-V.{tar.gz,manifest.json} (default artifacts/)")
+    sub.add_parser("down", help="stop everything and remove .fleet/ and the inventory")
+    p = sub.add_parser("status", help="show hosts, sshd, service, HAProxy and exchange")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("exec", help="run a command inside a host: exec HOST -- CMD...")
+    p.add_argument("host")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p = sub.add_parser("sshd", help="stop|start|freeze|thaw one host's sshd")
+    p.add_argument("host")
+    p.add_argument("action", choices=["stop", "start", "freeze", "thaw"])
+    p = sub.add_parser("traffic", help="POST /orders through HAProxy at a fixed rate")
+    p.add_argument("--rate", type=float, required=True, help=f"orders per second (max {traffic.MAX_RATE})")
+    p.add_argument("--seconds", type=float, required=True, help=f"duration (max {traffic.MAX_SECONDS})")
+    p.add_argument("--flag", help="flag to set on every order")
+    p.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    root = repo_root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    fleet = Fleet(root, artifacts_dir=getattr(args, "artifacts", None))
+    try:
+        if args.command == "up":
+            if not 1 <= args.hosts <= 32:
+                ap.error("--hosts must be between 1 and 32")
+            state = fleet.up(hosts=args.hosts, version=args.version)
+            print("fleet up: {} hosts in {:.2f}s{}; inventory {}".format(
+                len(state["hosts"]), state["up_seconds"],
+                f", release {args.version} running" if args.version else "", fleet.inventory))
+        elif args.command == "down":
+            fleet.down()
+            print("fleet down")
+        elif args.command == "status":
+            st = fleet.status()
+            print(json.dumps(st, indent=2)) if args.json else _print_status(st)
+        elif args.command == "exec":
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            if not cmd:
+                ap.error("exec needs a command: exec HOST -- CMD...")
+            argv = fleet.exec_argv(args.host, cmd)
+            os.chdir("/")
+            os.environ["HOME"] = "/root"
+            os.execvp(argv[0], argv)
+        elif args.command == "sshd":
+            fleet.sshd(args.host, args.action)
+            print("{}: sshd {}".format(args.host, {"stop": "stopped", "start": "started", "freeze": "frozen",
+                                                "thaw": "thawed"}[args.action]))
+        elif args.command == "traffic":
+            try:
+                traffic.check_bounds(args.rate, args.seconds)
+            except ValueError as exc:
+                ap.error(str(exc))
+            result = fleet.traffic(args.rate, args.seconds, flag=args.flag)
+            if args.json:
+                print(json.dumps(result, indent=2))
+            else:
+                lat = result["latency_ms"]
+                print("sent {}, succeeded {}, failed {}; latency p50 {} ms, p99 {} ms; versions {}".format(
+                    result["sent"], result["succeeded"], result["failed"], lat["p50"], lat["p99"],
+                    result["versions"]))
+    except FleetError as exc:
+        print(f"bin/fleet: {exc}", file=sys.stderr)
+        return 1
+    return 0
