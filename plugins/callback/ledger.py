@@ -1,0 +1,615 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import os
+import socket
+import sys
+
+from ansible import context
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.callback import CallbackBase
+from ansible.release import __version__ as ansible_version
+from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
+    DEFAULT_SECRET_PATTERNS,
+    FORMAT_VERSION,
+    LedgerWriter,
+    format_summary,
+    plain,
+    redact_vars,
+    scrub,
+    state_version,
+)
+
+try:
+    from ansible.executor.task_queue_manager import TaskQueueManager
+except ImportError:  # pragma: no cover
+    TaskQueueManager = None
+
+COLLECTION_PREFIX = "lockstep.release."
+NO_LOG_MESSAGE = "output hidden (no_log)"
+STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
+               "lockstep_hosts")
+
+DOCUMENTATION = r"""
+name: ledger
+type: aggregate
+short_description: Append-only, hash-chained release ledger, release summary and JUnit report for lockstep
+description:
+  - Writes one JSON Lines ledger file per release (per C(ansible-playbook) run) on the controller. Every event is a
+    record, flushed and fsynced when it happens - release started, play started, phase entered/left (a phase is the
+    short name of the role a task belongs to), each host's C(lockstep_state), each C(lockstep_gate) and
+    C(lockstep_wave) result, every failure and unreachable host with its message, each task of the C(rollback)
+    phase, and the final status (C(release_finished)).
+  - Each record carries C(seq) and C(prev), the hash of the previous record, and its own C(hash) (sha256 of its
+    canonical JSON), so C(bin/lockstep ledger verify) detects a deleted, reordered or edited line.
+  - Prints a line per wave (C(lockstep_wave) results) while the release runs, and a per-host summary table at the
+    end. Optionally writes a JUnit XML file with one test case per host per gate.
+  - Puts C(lockstep_ledger) (path, status, record count) into the run's custom stats (as C(set_stats) would) so
+    AWX shows it in the job's artifacts.
+  - Values of C(no_log) results and extra vars whose names match O(secret_patterns) never reach the ledger, the
+    summary or the JUnit file; any other string containing such a value has it replaced by C(********).
+  - If the ledger cannot be created or written, the callback stops the run before any (further) task runs; it
+    marks the play's hosts failed and terminates the task queue manager, so C(ansible-playbook) exits non-zero.
+    An unrecorded release is not allowed.
+  - This is not a stdout callback; enable it with C(callbacks_enabled = lockstep.release.ledger).
+version_added: "0.1.0"
+author: lockstep contributors
+requirements:
+  - enable in configuration (C(callbacks_enabled)), python library C(junitparser) for O(junit_file)
+options:
+  directory:
+    description:
+      - Directory of the ledger files, one C(<UTC time>-<playbook>-<pid>.jsonl) file per release.
+      - A relative path is relative to the current working directory of C(ansible-playbook), which is the
+        project directory under AWX, ansible-runner and C(make); in C(ansible.cfg) it is relative to that file.
+    type: path
+    default: .lockstep/ledger
+    ini:
+      - section: lockstep_ledger
+        key: directory
+    env:
+      - name: LOCKSTEP_LEDGER_DIR
+  secret_patterns:
+    description:
+      - Case-insensitive glob patterns of variable names whose values are secrets. Matching extra vars are recorded
+        as C(********) and their values are scrubbed from every string the callback writes.
+    type: list
+    elements: str
+    default: ['*password*', '*passwd*', '*secret*', '*token*', '*private_key*', '*api_key*', '*apikey*',
+              '*passphrase*', '*credential*', 'vault_*']
+    ini:
+      - section: lockstep_ledger
+        key: secret_patterns
+    env:
+      - name: LOCKSTEP_LEDGER_SECRET_PATTERNS
+  junit_file:
+    description:
+      - Path of a JUnit XML file to write at the end of the run (one test case per host per gate, plus one
+        C(lockstep.release) test case per host with its final result). Not written when unset.
+      - A relative path is relative to the current working directory.
+    type: path
+    ini:
+      - section: lockstep_ledger
+        key: junit_file
+    env:
+      - name: LOCKSTEP_LEDGER_JUNIT_FILE
+  summary:
+    description: Print the per-host summary table at the end of the run.
+    type: bool
+    default: true
+    ini:
+      - section: lockstep_ledger
+        key: summary
+    env:
+      - name: LOCKSTEP_LEDGER_SUMMARY
+  progress:
+    description: Print a progress line for every C(lockstep_wave) result.
+    type: bool
+    default: true
+    ini:
+      - section: lockstep_ledger
+        key: progress
+    env:
+      - name: LOCKSTEP_LEDGER_PROGRESS
+  version_var:
+    description: Name of the extra var holding the version being released (recorded in C(release_started)).
+    type: str
+    default: lockstep_version
+    ini:
+      - section: lockstep_ledger
+        key: version_var
+    env:
+      - name: LOCKSTEP_LEDGER_VERSION_VAR
+  rollback_phase:
+    description: Phase (role) whose tasks are recorded as C(rollback_step) records.
+    type: str
+    default: rollback
+    ini:
+      - section: lockstep_ledger
+        key: rollback_phase
+    env:
+      - name: LOCKSTEP_LEDGER_ROLLBACK_PHASE
+"""
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _find_tqm():
+    """The TaskQueueManager dispatching the current callback: the ``self`` of a frame up the call stack.
+
+    Callbacks get no reference to it, but every callback is called from ``TaskQueueManager.send_callback``.
+    """
+    if TaskQueueManager is None:
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        obj = frame.f_locals.get("self")
+        if isinstance(obj, TaskQueueManager):
+            return obj
+        tqm = getattr(obj, "_tqm", None)
+        if isinstance(tqm, TaskQueueManager):
+            return tqm
+        frame = frame.f_back
+    return None
+
+
+class CallbackModule(CallbackBase):
+    """Release ledger, summary and JUnit report of lockstep."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "lockstep.release.ledger"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, display=None, options=None):
+        super().__init__(display=display, options=options)
+        self._writer = None
+        self._broken = None  # message when the ledger cannot be written
+        self._stopped = False
+        self._tqm = None
+        self._secrets = set()
+        self._patterns = list(DEFAULT_SECRET_PATTERNS)
+        self._playbook = None
+        self._play_name = None
+        self._phase = None
+        self._task_phase = {}
+        self._hosts = {}  # host -> {"before", "after", "phase", "result"}
+        self._gates = []  # gate records, for JUnit
+        self._halted_by = None
+        self._failures = 0
+        self._unreachable = 0
+        self._reported = {}  # last set_stats data seen in results
+        self._version = None
+        self._finished = False
+
+    def set_options(self, task_keys=None, var_options=None, direct=None):
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        self._directory = self.get_option("directory")
+        self._patterns = list(self.get_option("secret_patterns") or [])
+        self._junit_file = self.get_option("junit_file")
+        self._show_summary = self.get_option("summary")
+        self._show_progress = self.get_option("progress")
+        self._version_var = self.get_option("version_var")
+        self._rollback_phase = self.get_option("rollback_phase")
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def _clean(self, value):
+        return scrub(plain(value), self._secrets)
+
+    def _record(self, event, **fields):
+        if self._writer is None or self._broken:
+            return None
+        rec = {"event": event, "ts": _utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        rec.update(self._clean(fields))
+        try:
+            sealed = self._writer.append(rec)
+        except Exception as ex:  # disk full, file removed, ...: stop the release
+            self._fail_ledger(f"cannot append to ledger {self._writer.path}: {ex}")
+            return None
+        self._publish_stats()
+        return sealed
+
+    def _fail_ledger(self, message):
+        self._broken = message
+        self._display.error(f"lockstep ledger: {message} - stopping the release (an unrecorded release is not allowed)")
+        self._stop()
+
+    def _stop(self, play=None):
+        """End the run: terminate the TQM (no further task is queued) and mark the hosts failed so that
+        ansible-playbook exits non-zero."""
+        tqm = self._tqm or _find_tqm()
+        if tqm is None:
+            # Last resort: nothing has a handle on the run; leave through SystemExit, which the callback
+            # dispatcher does not swallow.
+            raise SystemExit(3)
+        self._tqm = tqm
+        tqm._terminated = True
+        names = set()
+        try:
+            inventory = tqm.get_inventory()
+            if play is not None:
+                names.update(h.name for h in inventory.get_hosts(play.hosts))
+            names.update(h.name for h in inventory.get_hosts())
+        except Exception:
+            pass
+        for name in names or {"localhost"}:
+            tqm._failed_hosts[name] = True
+        self._stopped = True
+
+    def _publish_stats(self):
+        """Keep ``lockstep_ledger`` in the run's custom stats current (AWX reads them as the job's artifacts)."""
+        tqm = self._tqm
+        stats = getattr(tqm, "_stats", None)
+        if stats is None or self._writer is None:
+            return
+        try:
+            stats.set_custom_stats("lockstep_ledger", {
+                "path": self._writer.path,
+                "status": self._status()[0],
+                "records": self._writer.seq,
+                "failures": self._failures,
+                "unreachable": self._unreachable,
+            })
+        except Exception:
+            pass
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+
+    def _host_entry(self, host):
+        return self._hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
+
+    @staticmethod
+    def _phase_of(task):
+        role = getattr(task, "_role", None)
+        if role is None:
+            return None
+        name = role.get_name()
+        if name.startswith(COLLECTION_PREFIX):
+            name = name[len(COLLECTION_PREFIX):]
+        return name
+
+    def _result_phase(self, result):
+        return self._task_phase.get(result.task._uuid, self._phase_of(result.task))
+
+    @staticmethod
+    def _no_log(result):
+        return bool(getattr(result.task, "no_log", False) or result.result.get("_ansible_no_log")
+                    or "censored" in result.result)
+
+    def _message(self, result):
+        if self._no_log(result):
+            return NO_LOG_MESSAGE
+        res = result.result
+        for key in ("msg", "stderr", "reason"):
+            if res.get(key):
+                return to_text(res[key])
+        if "rc" in res:
+            return "rc={}".format(res["rc"])
+        return "failed"
+
+    def _status(self):
+        """(status, source): the release playbook's ``lockstep_status`` when it reported one, else derived."""
+        reported = self._reported.get("lockstep_status")
+        if reported:
+            return reported, "playbook"
+        if self._broken:
+            return "ledger_failed", "ledger"
+        if self._failures or self._unreachable:
+            return "failed", "ledger"
+        return "succeeded", "ledger"
+
+    # --- playbook events -----------------------------------------------------------------------------------------
+
+    def v2_playbook_on_start(self, playbook):
+        self._tqm = _find_tqm()
+        self._playbook = playbook._file_name
+        extra_vars = {}
+        if self._tqm is not None:
+            try:
+                extra_vars = dict(self._tqm.get_variable_manager().extra_vars)
+            except Exception:
+                extra_vars = {}
+        redacted, self._secrets = redact_vars(extra_vars, self._patterns)
+        self._version = extra_vars.get(self._version_var)
+        stem = os.path.splitext(os.path.basename(self._playbook))[0]
+        now = _utcnow()
+        name = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{stem}-{os.getpid()}.jsonl"
+        path = os.path.join(self._directory, name)
+        try:
+            self._writer = LedgerWriter(path)
+        except Exception as ex:
+            self._fail_ledger(f"cannot create ledger {path}: {ex}")
+            return
+        args = context.CLIARGS
+        inventory = args.get("inventory") or []
+        self._record(
+            "release_started",
+            format=FORMAT_VERSION,
+            release=os.path.splitext(name)[0],
+            user=getpass.getuser(),
+            awx_user=extra_vars.get("awx_user_name") or extra_vars.get("tower_user_name"),
+            awx_job_id=extra_vars.get("awx_job_id") or extra_vars.get("tower_job_id"),
+            controller=socket.gethostname(),
+            cwd=os.getcwd(),
+            pid=os.getpid(),
+            playbook=self._playbook,
+            version=self._version,
+            inventory=[to_text(i) for i in inventory] if isinstance(inventory, (list, tuple)) else inventory,
+            limit=args.get("subset"),
+            tags=list(args.get("tags") or []),
+            check_mode=bool(args.get("check")),
+            extra_vars=redacted,
+            ansible_version=ansible_version,
+        )
+        if not self._broken:
+            # Lets the release playbook assert, in its first task, that the ledger is being written:
+            # lookup('ansible.builtin.env', 'LOCKSTEP_LEDGER_FILE') (workers are forked after this point).
+            os.environ["LOCKSTEP_LEDGER_FILE"] = os.path.abspath(path)
+
+    def v2_playbook_on_play_start(self, play):
+        if self._tqm is None:
+            self._tqm = _find_tqm()
+        if self._broken:
+            self._stop(play)
+            return
+        self._leave_phase()
+        self._play_name = play.get_name()
+        hosts = []
+        if self._tqm is not None:
+            try:
+                hosts = [h.name for h in self._tqm.get_inventory().get_hosts(play.hosts)]
+            except Exception:
+                hosts = []
+        self._record("play_started", play=self._play_name, pattern=play.hosts, hosts=hosts)
+
+    def _leave_phase(self):
+        if self._phase is not None:
+            self._record("phase_leave", phase=self._phase, play=self._play_name)
+            self._phase = None
+
+    def _task_start(self, task):
+        phase = self._phase_of(task)
+        self._task_phase[task._uuid] = phase
+        if phase != self._phase:
+            self._leave_phase()
+            if phase is not None:
+                self._phase = phase
+                self._record("phase_enter", phase=phase, play=self._play_name)
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._task_start(task)
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self._task_start(task)
+
+    # --- results ---------------------------------------------------------------------------------------------
+
+    def _common(self, result):
+        host = result.host.get_name()
+        return host, {"host": host, "task": result.task.get_name().strip(), "phase": self._result_phase(result)}
+
+    def _touch(self, host, phase, outcome):
+        entry = self._host_entry(host)
+        if phase is not None:
+            entry["phase"] = phase
+        if outcome is not None:
+            entry["result"] = outcome
+
+    def v2_runner_on_ok(self, result):
+        host, common = self._common(result)
+        phase = common["phase"]
+        if self._no_log(result):
+            self._touch(host, phase, None)
+            if phase is not None and phase == self._rollback_phase:
+                self._record("rollback_step", status="ok", **common)
+            return
+        res = result.result
+        self._touch(host, phase, None)
+        if "lockstep_state" in res:
+            state = res["lockstep_state"]
+            self._record("host_state", state=state, **common)
+            version = state_version(state)
+            entry = self._host_entry(host)
+            if version is not None:
+                if entry["before"] is None:
+                    entry["before"] = version
+                entry["after"] = version
+        if isinstance(res.get("lockstep_gate"), dict):
+            self._on_gate(host, common, res["lockstep_gate"])
+        if isinstance(res.get("lockstep_wave"), dict):
+            self._on_wave(common, res["lockstep_wave"])
+        stats = res.get("ansible_stats")
+        if isinstance(stats, dict) and isinstance(stats.get("data"), dict):
+            data = {k: v for k, v in stats["data"].items() if k in STATUS_KEYS}
+            if data:
+                self._reported.update(self._clean(data))
+                self._record("status_reported", data=data, **common)
+        if phase is not None and phase == self._rollback_phase:
+            self._record("rollback_step", status="changed" if res.get("changed") else "ok", **common)
+
+    def _on_gate(self, reporter, common, gate):
+        fields = dict(common)
+        fields.pop("host")
+        rec = self._record("gate", reporter=reporter, gate=gate.get("gate"), passed=bool(gate.get("passed")),
+                           message=gate.get("message"), hosts=gate.get("hosts") or {}, halted=gate.get("halted") or [],
+                           **fields)
+        clean = self._clean(gate)
+        self._gates.append(clean)
+        if not clean.get("passed") and self._halted_by is None:
+            halted = clean.get("halted") or []
+            first = halted[0] if halted and isinstance(halted[0], dict) else {}
+            self._halted_by = {"gate": clean.get("gate"), "host": first.get("host"),
+                               "message": first.get("message") or clean.get("message")}
+        return rec
+
+    def _on_wave(self, common, wave):
+        fields = dict(common)
+        fields.pop("host")
+        self._record("wave", reporter=common["host"], **dict(self._clean(wave), **fields))
+        if self._show_progress:
+            wave = self._clean(wave)
+            hosts = wave.get("hosts") or []
+            if isinstance(hosts, (list, tuple)):
+                hosts = ",".join(str(h) for h in hosts)
+            self._display.display("lockstep: wave {}/{} [{}] version {}: {}/{} hosts done".format(
+                wave.get("index", "?"), wave.get("count", "?"), hosts or "-", wave.get("version") or "-",
+                wave.get("done", "?"), wave.get("total", "?")))
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        host, common = self._common(result)
+        if not ignore_errors:
+            self._failures += 1
+            self._touch(host, common["phase"], "failed")
+        else:
+            self._touch(host, common["phase"], None)
+        message = self._message(result)
+        self._record("host_failed", message=message, ignored=bool(ignore_errors), **common)
+        if common["phase"] is not None and common["phase"] == self._rollback_phase:
+            self._record("rollback_step", status="failed", message=message, **common)
+
+    def v2_runner_on_unreachable(self, result):
+        host, common = self._common(result)
+        self._unreachable += 1
+        self._touch(host, common["phase"], "unreachable")
+        self._record("host_unreachable", message=self._message(result), **common)
+
+    def v2_runner_on_skipped(self, result):
+        host, common = self._common(result)
+        if common["phase"] is not None and common["phase"] == self._rollback_phase:
+            self._record("rollback_step", status="skipped", **common)
+
+    # --- end of run --------------------------------------------------------------------------------------------
+
+    def _reported_from_stats(self, stats):
+        custom = getattr(stats, "custom", None) or {}
+        data = {}
+        for host in sorted(k for k in custom if k != "_run"):
+            values = custom.get(host) or {}
+            for k in STATUS_KEYS:
+                if k in values:
+                    data.setdefault(k, values[k])
+        run = custom.get("_run") or {}
+        data.update({k: v for k, v in run.items() if k in STATUS_KEYS})
+        if data:
+            self._reported.update(self._clean(data))
+
+    def _final_hosts(self, stats):
+        hosts = {h: dict(v) for h, v in self._hosts.items()}
+        for host in sorted(getattr(stats, "processed", {}) or {}):
+            entry = hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
+            if entry["result"] is None:
+                s = stats.summarize(host)
+                if s.get("unreachable"):
+                    entry["result"] = "unreachable"
+                elif s.get("failures"):
+                    entry["result"] = "failed"
+                else:
+                    entry["result"] = "ok"
+        reported = self._reported.get("lockstep_hosts")
+        if isinstance(reported, dict):
+            for host, values in reported.items():
+                if isinstance(values, dict):
+                    entry = hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
+                    for key in ("before", "after", "phase", "result"):
+                        if values.get(key) not in (None, ""):
+                            entry[key] = values[key]
+        return hosts
+
+    def v2_playbook_on_stats(self, stats):
+        if self._finished:
+            return
+        self._finished = True
+        self._reported_from_stats(stats)
+        self._leave_phase()
+        status, source = self._status()
+        hosts = self._final_hosts(stats)
+        halted_by = self._reported.get("lockstep_halted_by") if "lockstep_halted_by" in self._reported \
+            else self._halted_by
+        befores = sorted({str(h["before"]) for h in hosts.values() if h.get("before") is not None})
+        afters = sorted({str(h["after"]) for h in hosts.values() if h.get("after") is not None})
+        version_before = self._reported.get("lockstep_version_before") or (", ".join(befores) or None)
+        version_after = self._reported.get("lockstep_version_after") or (", ".join(afters) or None)
+        consistent = True
+        if status == "succeeded" and (sum((getattr(stats, "failures", {}) or {}).values())
+                                      or sum((getattr(stats, "dark", {}) or {}).values())):
+            consistent = False
+            self._display.warning("lockstep ledger: the playbook reported status 'succeeded' but hosts failed or "
+                                  "were unreachable")
+        summary = {
+            "status": status,
+            "status_source": source,
+            "status_consistent": consistent,
+            "reported_status": self._reported.get("lockstep_status"),
+            "version_before": version_before,
+            "version_after": version_after,
+            "halted_by": halted_by,
+            "hosts": hosts,
+            "failures": self._failures,
+            "unreachable": self._unreachable,
+            "stopped_by_ledger": bool(self._stopped),
+        }
+        self._record("release_finished", **summary)
+        self._publish_stats()
+        if self._writer is not None:
+            self._writer.close()
+        summary = self._clean(summary)
+        if self._writer is not None:
+            summary["ledger"] = self._writer.path
+        if self._show_summary:
+            self._display.display(format_summary(summary))
+        if self._junit_file:
+            try:
+                self._write_junit(summary)
+            except Exception as ex:
+                self._display.error_as_warning(f"lockstep ledger: cannot write JUnit file {self._junit_file}",
+                                               exception=ex)
+
+    def _write_junit(self, summary):
+        from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+
+        suites = {}
+        seen = {}
+        for gate in self._gates:
+            name = str(gate.get("gate") or "gate")
+            suite = suites.get(name)
+            if suite is None:
+                suite = suites[name] = TestSuite(f"lockstep.gate.{name}")
+            halted = {}
+            for h in gate.get("halted") or []:
+                if isinstance(h, dict) and h.get("host") is not None:
+                    halted[str(h["host"])] = h.get("message") or gate.get("message") or "halted"
+            gate_hosts = [str(h) for h in (gate.get("hosts") or {})]
+            for host in sorted(set(gate_hosts) | set(halted)):
+                key = (name, host)
+                seen[key] = seen.get(key, 0) + 1
+                case_name = host if seen[key] == 1 else f"{host} #{seen[key]}"
+                case = TestCase(case_name, classname=f"lockstep.gate.{name}")
+                if host in halted:
+                    case.result = [Failure(message=to_text(halted[host]), type_="gate_halted")]
+                suite.add_testcase(case)
+        release = TestSuite("lockstep.release")
+        for host, h in sorted((summary.get("hosts") or {}).items()):
+            case = TestCase(host, classname="lockstep.release")
+            result = h.get("result")
+            if result in ("failed", "rollback_failed"):
+                case.result = [Failure(message="host result {} (phase {})".format(result, h.get("phase")),
+                                       type_=str(result))]
+            elif result == "unreachable":
+                case.result = [Error(message="host unreachable", type_="unreachable")]
+            release.add_testcase(case)
+        xml = JUnitXml("lockstep status {}".format(summary.get("status")))
+        for name in sorted(suites):
+            xml.add_testsuite(suites[name])
+        xml.add_testsuite(release)
+        xml.update_statistics()
+        path = os.path.abspath(self._junit_file)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        xml.write(path, pretty=True)
+

@@ -1,0 +1,365 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Release ledger: hash-chained JSON Lines records, shared by the ``lockstep.release.ledger`` callback and
+``bin/lockstep``.
+
+Pure functions plus one small append-only writer; stdlib only.
+
+A record is a JSON object with at least ``seq`` (0, 1, 2, ... in file order), ``prev`` (the ``hash`` of the
+previous record; ``GENESIS`` for the first), ``event`` and ``hash``. ``hash`` is the sha256 (hex) of the canonical
+JSON of the record without its ``hash`` key (sorted keys, no whitespace, UTF-8), so it covers ``seq`` and ``prev``:
+a deleted, reordered, inserted or edited line breaks the chain at that line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+
+FORMAT_VERSION = 1
+GENESIS = "0" * 64
+REDACTED = "********"
+LEDGER_SUFFIX = ".jsonl"
+DEFAULT_SECRET_PATTERNS = (
+    "*password*", "*passwd*", "*secret*", "*token*", "*private_key*", "*api_key*", "*apikey*", "*passphrase*",
+    "*credential*", "vault_*",
+)
+
+
+def _json_default(value):
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def plain(value):
+    """Return ``value`` as plain JSON data (str/int/float/bool/None/list/dict), stringifying anything else."""
+    return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
+
+
+def canonical(record):
+    """Canonical bytes of a record: sorted keys, compact separators, UTF-8."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_json_default).encode("utf-8")
+
+
+def record_hash(record):
+    """sha256 hex digest of the canonical record without its ``hash`` key."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def seal(record, seq, prev):
+    """Return a copy of ``record`` with ``seq``, ``prev`` and ``hash`` set."""
+    sealed = dict(plain(record))
+    sealed["seq"] = seq
+    sealed["prev"] = prev
+    sealed.pop("hash", None)
+    sealed["hash"] = record_hash(sealed)
+    return sealed
+
+
+def line_of(record):
+    """The JSON Lines line (bytes, newline-terminated) written for a sealed record."""
+    return canonical(record) + b"\n"
+
+
+class VerifyResult:
+    """Outcome of :func:`verify`: ``ok``, ``records`` (count of good records), ``bad_seq`` / ``bad_line`` (1-based
+    line number) and ``reason`` of the first bad record, and ``complete`` (the last record is ``release_finished``)."""
+
+    def __init__(self, ok, records, bad_seq=None, bad_line=None, reason=None, complete=False, last_event=None):
+        self.ok = ok
+        self.records = records
+        self.bad_seq = bad_seq
+        self.bad_line = bad_line
+        self.reason = reason
+        self.complete = complete
+        self.last_event = last_event
+
+    def __repr__(self):
+        return f"VerifyResult({self.__dict__!r})"
+
+
+def verify_lines(lines):
+    """Check the chain of an iterable of raw lines (bytes or str). Returns a :class:`VerifyResult`."""
+    prev = GENESIS
+    count = 0
+    last_event = None
+    for lineno, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return VerifyResult(False, count, count, lineno, "line is not UTF-8")
+        if not raw.endswith("\n"):
+            return VerifyResult(False, count, count, lineno, "line is not newline-terminated (torn or appended write)")
+        try:
+            rec = json.loads(raw)
+        except ValueError as exc:
+            return VerifyResult(False, count, count, lineno, f"line is not valid JSON: {exc}")
+        if not isinstance(rec, dict):
+            return VerifyResult(False, count, count, lineno, "line is not a JSON object")
+        seq = rec.get("seq")
+        if seq != count:
+            return VerifyResult(False, count, count, lineno,
+                                f"sequence number is {seq!r}, expected {count} (record deleted, inserted or "
+                                "reordered)")
+        if rec.get("prev") != prev:
+            return VerifyResult(False, count, count, lineno,
+                                "prev hash does not match the previous record (record deleted, inserted or reordered)")
+        if rec.get("hash") != record_hash(rec):
+            return VerifyResult(False, count, count, lineno, "record hash does not match its content (record edited)")
+        prev = rec["hash"]
+        last_event = rec.get("event")
+        count += 1
+    if count == 0:
+        return VerifyResult(False, 0, 0, 1, "ledger is empty")
+    return VerifyResult(True, count, complete=(last_event == "release_finished"), last_event=last_event)
+
+
+def verify(path):
+    """Verify the ledger at ``path``. Returns a :class:`VerifyResult` (``bad_seq`` is the first bad record)."""
+    with open(path, "rb") as f:
+        return verify_lines(f.read().splitlines(keepends=True))
+
+
+def read_records(path):
+    """All records of a ledger as dicts (raises ValueError on a line that is not JSON)."""
+    records = []
+    with open(path, "rb") as f:
+        for raw in f:
+            if raw.strip():
+                records.append(json.loads(raw.decode("utf-8")))
+    return records
+
+
+def newest_ledger(directory):
+    """Path of the most recently modified ``*.jsonl`` file in ``directory`` or None."""
+    try:
+        names = [n for n in os.listdir(directory) if n.endswith(LEDGER_SUFFIX)]
+    except OSError:
+        return None
+    if not names:
+        return None
+    paths = [os.path.join(directory, n) for n in names]
+    return max(paths, key=lambda p: (os.stat(p).st_mtime_ns, p))
+
+
+class LedgerWriter:
+    """Append-only writer: every :meth:`append` writes one whole line with a single ``write(2)`` on an
+    ``O_APPEND`` descriptor, then ``fsync``. The directory is fsynced once when the file is created."""
+
+    def __init__(self, path, fsync=True):
+        self.path = path
+        self.seq = 0
+        self.prev = GENESIS
+        self._fsync = fsync
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        if fsync:
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def append(self, record):
+        sealed = seal(record, self.seq, self.prev)
+        data = line_of(sealed)
+        written = os.write(self._fd, data)
+        if written != len(data):
+            raise OSError(f"short write to ledger {self.path} ({written} of {len(data)} bytes)")
+        if self._fsync:
+            os.fsync(self._fd)
+        self.seq += 1
+        self.prev = sealed["hash"]
+        return sealed
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# --- secrets -----------------------------------------------------------------------------------------------------
+
+def is_secret_name(name, patterns):
+    """True when a variable name matches one of the (case-insensitive) glob ``patterns``."""
+    lname = str(name).lower()
+    return any(fnmatch.fnmatchcase(lname, str(p).lower()) for p in patterns)
+
+
+def _collect_strings(value, out):
+    if isinstance(value, dict):
+        for v in value.values():
+            _collect_strings(v, out)
+    elif isinstance(value, (list, tuple, set)):
+        for v in value:
+            _collect_strings(v, out)
+    elif value is not None and not isinstance(value, bool):
+        text = str(value)
+        if len(text) >= 4:
+            out.add(text)
+
+
+def redact_vars(variables, patterns):
+    """Return ``(redacted_copy, secret_values)``: top-level (and nested dict) keys matching ``patterns`` have their
+    value replaced by ``REDACTED``; ``secret_values`` holds every string of at least 4 characters found under them."""
+    secrets = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if is_secret_name(k, patterns):
+                    _collect_strings(v, secrets)
+                    out[str(k)] = REDACTED
+                else:
+                    out[str(k)] = walk(v)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return value
+
+    return plain(walk(variables or {})), secrets
+
+
+def scrub(value, secrets):
+    """Replace every occurrence of a secret value inside any string (or dict key) of ``value`` by ``REDACTED``."""
+    if not secrets:
+        return value
+    ordered = sorted(secrets, key=len, reverse=True)
+
+    def fix(text):
+        for s in ordered:
+            if s in text:
+                text = text.replace(s, REDACTED)
+        return text
+
+    def walk(v):
+        if isinstance(v, str):
+            return fix(v)
+        if isinstance(v, dict):
+            return {fix(str(k)): walk(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value)
+
+
+# --- tables --------------------------------------------------------------------------------------------------------
+
+def _cell(value):
+    if value is None or value == "":
+        return "-"
+    text = str(value)
+    return text.replace("\n", " ")
+
+
+def format_table(headers, rows):
+    """Plain text table, columns left-aligned and separated by two spaces; no trailing whitespace."""
+    cells = [[_cell(h) for h in headers]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+SUMMARY_HEADERS = ("host", "before", "after", "phase", "result")
+
+
+def format_summary(summary):
+    """The end-of-run summary (deterministic: no times). ``summary`` is the ``release_finished`` record (or a dict
+    with ``status``, ``version_before``, ``version_after``, ``hosts`` {host: {before, after, phase, result}},
+    ``halted_by`` {gate, host, message} or None, ``ledger``)."""
+    lines = ["LOCKSTEP RELEASE SUMMARY: status {}, version {} -> {}".format(
+        _cell(summary.get("status")), _cell(summary.get("version_before")), _cell(summary.get("version_after")))]
+    hosts = summary.get("hosts") or {}
+    rows = []
+    for host in sorted(hosts):
+        h = hosts[host] or {}
+        rows.append((host, h.get("before"), h.get("after"), h.get("phase"), h.get("result")))
+    lines.append(format_table(SUMMARY_HEADERS, rows))
+    halted = summary.get("halted_by")
+    if halted:
+        line = "halted by gate {} on host {}".format(_cell(halted.get("gate")), _cell(halted.get("host")))
+        if halted.get("message"):
+            line += ": {}".format(_cell(halted.get("message")))
+        lines.append(line)
+    else:
+        lines.append("not halted by any gate")
+    if summary.get("ledger"):
+        lines.append("ledger: {}".format(summary["ledger"]))
+    return "\n".join(lines)
+
+
+def _details(rec):
+    ev = rec.get("event")
+    if ev == "release_started":
+        return "by {}@{} version {} playbook {} limit {}".format(
+            _cell(rec.get("user")), _cell(rec.get("controller")), _cell(rec.get("version")),
+            _cell(rec.get("playbook")), _cell(rec.get("limit")))
+    if ev == "play_started":
+        return "{} hosts {}".format(_cell(rec.get("play")), ",".join(rec.get("hosts") or []) or "-")
+    if ev == "host_state":
+        state = rec.get("state") or {}
+        return f"version {_cell(state_version(state))}" if isinstance(state, dict) else _cell(state)
+    if ev == "gate":
+        text = "{} {}".format(rec.get("gate"), "passed" if rec.get("passed") else "HALTED")
+        halted = rec.get("halted") or []
+        if halted:
+            text += " ({})".format("; ".join("{}: {}".format(h.get("host"), h.get("message")) for h in halted))
+        elif rec.get("message"):
+            text += ": {}".format(rec.get("message"))
+        return text
+    if ev == "wave":
+        return "wave {}/{} {}/{} hosts done".format(_cell(rec.get("index")), _cell(rec.get("count")),
+                                                _cell(rec.get("done")), _cell(rec.get("total")))
+    if ev in ("host_failed", "host_unreachable"):
+        return "{}{}: {}".format(rec.get("task"), " (ignored)" if rec.get("ignored") else "", _cell(rec.get("message")))
+    if ev == "rollback_step":
+        return "{}: {}".format(rec.get("task"), rec.get("status"))
+    if ev == "status_reported":
+        data = rec.get("data") or {}
+        return "lockstep_status {}".format(_cell(data.get("lockstep_status")))
+    if ev == "release_finished":
+        return "status {} ({})".format(_cell(rec.get("status")), _cell(rec.get("status_source")))
+    if ev == "ledger_error":
+        return _cell(rec.get("message"))
+    return ""
+
+
+def format_story(records):
+    """A release's story as a table, one row per record."""
+    rows = []
+    for rec in records:
+        host = rec.get("host")
+        if host is None and rec.get("event") == "gate":
+            host = rec.get("reporter")
+        rows.append((rec.get("seq"), rec.get("ts"), rec.get("event"), rec.get("phase"), host, _details(rec)))
+    return format_table(("seq", "time", "event", "phase", "host", "details"), rows)
+
+
+VERSION_KEYS = ("version", "running_version", "active_version", "current_version", "current", "running")
+
+
+def state_version(state):
+    """The version a ``lockstep_state`` reports: the first of ``VERSION_KEYS`` present (a nested dict's ``version``
+    is used for ``current``/``running``)."""
+    if not isinstance(state, dict):
+        return None
+    for key in VERSION_KEYS:
+        value = state.get(key)
+        if isinstance(value, dict):
+            value = value.get("version")
+        if value not in (None, ""):
+            return value
+    return None
