@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import urllib.parse
@@ -91,6 +92,10 @@ class ExchangeClient:
         headers = {"Content-Type": "application/json"}
         try:
             self.conn.request("POST", self.path, body=body, headers=headers)
+            if self.conn.sock is not None and hasattr(socket, "TCP_QUICKACK"):
+                # On a kept-alive connection, Linux delays our ACK of a response's first segment by ~40 ms; a server
+                # that writes headers and body separately (Nagle) then stalls on every request. ACK at once.
+                self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             resp = self.conn.getresponse()
             resp.read()
         except (OSError, http.client.HTTPException) as e:
@@ -160,6 +165,7 @@ class Router:
 class Handler(BaseHTTPRequestHandler):
     server_version = "order-router"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: do not let Nagle hold the body
     router = None  # set in main()
 
     def log_message(self, fmt, *args):
