@@ -13,6 +13,7 @@ from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
+
 from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     DEFAULT_SECRET_PATTERNS,
     FORMAT_VERSION,

@@ -1,0 +1,72 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for lockstep.release.gate: is every host on the version it should be on, on disk and running?"""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
+
+
+def _probe(url):
+    resp = request(url, timeout=5.0)
+    data = resp.json() if resp.status == 200 else None
+    if not isinstance(data, dict):
+        return {"reachable": False, "error": resp.describe()}
+    return {"reachable": True, "version": data.get("version"), "directory": data.get("directory")}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    ARGS = dict(
+        gate=dict(type="str", required=True),
+        expect=dict(type="dict", required=True),
+        states=dict(type="dict", default={}),
+        version_urls=dict(type="dict", default={}),
+        wave=dict(type="dict"),
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        super().run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=self.ARGS)
+        expect = args["expect"]
+        probes = fan_out(_probe, {h: args["version_urls"][h] for h in expect if h in args["version_urls"]})
+        hosts, halted = {}, []
+        for host in sorted(expect):
+            want = expect[host]
+            row = {"expected": want}
+            problems = []
+            state = args["states"].get(host)
+            if state is not None:
+                run = state.get("running") or {}
+                row.update(version=state.get("active_version"), running_version=run.get("version"),
+                           from_active=run.get("from_active"))
+                if state.get("active_version") != want:
+                    problems.append("%s on disk" % (state.get("active_version") or "nothing"))
+                elif want is not None and not state.get("active_valid"):
+                    problems.append("release content does not match its manifest (%s)" % state.get("active_problem"))
+                if want is not None and not (run.get("version") == want and run.get("from_active")):
+                    problems.append("process %s runs %s from %s" % (
+                        run.get("pid"), run.get("version"), run.get("cwd") or run.get("error")))
+            elif args["states"] or not args["version_urls"]:
+                problems.append("did not report its state")
+            if host in probes:
+                p = probes[host]
+                row["reported_version"] = p.get("version")
+                if want is not None and p.get("version") != want:
+                    problems.append("reports %s" % (p.get("version") if p["reachable"] else p["error"]))
+            row["ok"] = not problems
+            hosts[host] = row
+            if problems:
+                halted.append((host, "%s (expected %s)" % ("; ".join(problems), want or "no release")))
+        extra = {}
+        if args["wave"]:
+            extra["wave"] = args["wave"]
+        result = gate_result(args["gate"], hosts, halted, **extra)
+        if args["wave"] and not halted:
+            result["lockstep_wave"] = args["wave"]
+        return result

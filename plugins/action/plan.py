@@ -1,0 +1,104 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for lockstep.release.plan: check the release's inputs on the controller and print its plan.
+
+Runs before any host is contacted: bad input (unknown or path-like version, missing or corrupted artifact,
+nonsense waves, empty group) fails here with a clear message, so nothing is touched.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+import time
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.lockstep.release.plugins.module_utils.release_state import valid_version
+from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, batches, serial_list
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    ARGS = dict(
+        version=dict(type="str", required=True),
+        artifact_dir=dict(type="path", required=True),
+        artifact_name=dict(type="str", required=True),
+        manifest_name=dict(type="str", required=True),
+        group=dict(type="str", required=True),
+        group_hosts=dict(type="list", elements="str", required=True),
+        canary=dict(type="raw", default=1),
+        waves=dict(type="raw", required=True),
+    )
+
+    def fail(self, msg):
+        return {"failed": True, "changed": False, "msg": "refused before touching any host: " + msg}
+
+    def run(self, tmp=None, task_vars=None):
+        super().run(tmp, task_vars)
+        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        version = a["version"]
+        if not valid_version(version):
+            return self.fail("lockstep_version %r is not a plain version string (letters, digits, '.', '-', '+', "
+                             "'_'; no '/', '..' or spaces)" % version)
+        if not a["group_hosts"]:
+            return self.fail("inventory group %r has no hosts: there is no fleet to release to" % a["group"])
+        try:
+            serial = serial_list(a["canary"], a["waves"])
+        except WaveSpecError as e:
+            return self.fail(str(e))
+        manifest_path = os.path.join(a["artifact_dir"], a["manifest_name"].replace("{version}", version))
+        artifact_path = os.path.join(a["artifact_dir"], a["artifact_name"].replace("{version}", version))
+        if not os.path.isfile(manifest_path):
+            known = sorted(f for f in os.listdir(a["artifact_dir"])) if os.path.isdir(a["artifact_dir"]) else []
+            return self.fail("unknown version %s: no manifest %s (artifacts here: %s)" % (
+                version, manifest_path, ", ".join(known) or "none"))
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        except (OSError, ValueError) as e:
+            return self.fail("manifest %s is unreadable: %s" % (manifest_path, e))
+        if manifest.get("version") != version:
+            return self.fail("manifest %s is for version %r" % (manifest_path, manifest.get("version")))
+        if not os.path.isfile(artifact_path):
+            return self.fail("artifact %s is missing" % artifact_path)
+        digest = _sha256(artifact_path)
+        if digest != manifest.get("sha256"):
+            return self.fail("artifact %s is corrupted: sha256 %s, manifest says %s (artifact-integrity)" % (
+                artifact_path, digest, manifest.get("sha256")))
+        plan = batches(a["group_hosts"], serial)
+        names = ["canary"] + ["wave %d" % i for i in range(1, len(plan))]
+        lines = ["%s: %s" % (n, ", ".join(b)) for n, b in zip(names, plan, strict=True)]
+        started = time.time()
+        return {
+            "changed": False,
+            "msg": "release %s to %d host(s) of %s in %d wave(s): %s" % (
+                version, len(a["group_hosts"]), a["group"], len(plan), " | ".join(lines)),
+            "lockstep_plan": {
+                "run_id": "%s-%d-%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)), os.getppid(),
+                                        version),
+                "version": version,
+                "manifest": manifest,
+                "artifact": artifact_path,
+                "artifact_bytes": os.path.getsize(artifact_path),
+                "serial": serial,
+                "waves": plan,
+                "user": getpass.getuser(),
+                "controller": socket.gethostname(),
+                # The worker's parent is the ansible-playbook process: the lock's owner, for stale detection.
+                "pid": os.getppid(),
+            },
+        }

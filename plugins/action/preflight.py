@@ -1,0 +1,114 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for lockstep.release.preflight: may this release start at all?
+
+Runs once on the controller over every host's gathered state and the load balancer's view, and refuses before
+anything changes. Every check runs, so the refusal lists every reason, and names the first.
+"""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    ARGS = dict(
+        group=dict(type="str", required=True),
+        expected_hosts=dict(type="list", elements="str", required=True),
+        run_hosts=dict(type="list", elements="str", required=True),
+        limit=dict(type="str"),
+        states=dict(type="dict", required=True),
+        lb_servers=dict(type="dict"),
+        manifest=dict(type="dict", required=True),
+        min_free_bytes=dict(type="int", default=0),
+        allow_partial=dict(type="bool", default=False),
+        partial_reason=dict(type="str"),
+        allow_mixed_start=dict(type="bool", default=False),
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        super().run(tmp, task_vars)
+        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        target = a["manifest"]["version"]
+        halted, warnings, excluded = [], [], []
+        hosts = {}
+        partial_ok = a["allow_partial"] and bool((a["partial_reason"] or "").strip())
+
+        # 1. Completeness: the inventory group is the fleet; every host of it must be in this run and report.
+        for host in a["expected_hosts"]:
+            state = a["states"].get(host)
+            if host not in a["run_hosts"]:
+                why = "left out of the run by --limit %s" % a["limit"] if a["limit"] else "not in this run"
+            elif not state:
+                why = "unreachable or failed to report its release state"
+            else:
+                hosts[host] = {"version": state.get("active_version"),
+                               "running_version": (state.get("running") or {}).get("version")}
+                continue
+            hosts[host] = {"excluded": why}
+            excluded.append(host)
+            if partial_ok:
+                warnings.append("%s excluded: %s" % (host, why))
+            else:
+                halted.append((host, why + " (fleet-completeness; a partial release needs lockstep_allow_partial "
+                                      "and lockstep_partial_reason)"))
+
+        # 2. Second source of truth: whatever the load balancer sends traffic to must be a host of the group.
+        if a["lb_servers"] is not None:
+            for name, server in sorted(a["lb_servers"].items()):
+                if server.get("serving") and name not in a["expected_hosts"]:
+                    halted.append((name, "serves traffic through the load balancer (%s) but is not in inventory "
+                                         "group %s (load-balancer)" % (server.get("addr"), a["group"])))
+
+        reporting = {h: s for h, s in a["states"].items() if s and h in a["expected_hosts"]}
+        # 3. Each host's own truth: the release it claims is the release it holds, and is what runs.
+        for host, st in sorted(reporting.items()):
+            if st.get("active_version") and not st.get("active_valid"):
+                halted.append((host, "active release %s is not what its manifest says: %s (release-integrity)" % (
+                    st.get("active_version"), st.get("active_problem"))))
+            for rel in st.get("releases", []):
+                if rel["version"] == target and not (
+                        rel["valid"] and rel["content_sha256"] == a["manifest"].get("content_sha256")):
+                    halted.append((host, "releases/%s already exists with the wrong content (%s) (release-integrity)"
+                                   % (target, rel["problem"] or "content differs from the artifact")))
+            if st.get("disk_free_bytes", 0) < a["min_free_bytes"]:
+                halted.append((host, "only %d bytes free, %d needed (disk)" % (
+                    st.get("disk_free_bytes", 0), a["min_free_bytes"])))
+
+        # 4. One fleet, one version: a fleet that is already mixed is how Knight started.
+        seen = {}
+        for host, st in sorted(reporting.items()):
+            run = st.get("running") or {}
+            if st.get("bare") and not run.get("reachable"):
+                key = "nothing"
+            elif st.get("consistent"):
+                key = st.get("active_version")
+            else:
+                key = "%s on disk / %s running" % (st.get("active_version"), run.get("version"))
+            seen.setdefault(key, []).append(host)
+        before = None
+        if len(seen) > 1 or (seen and not all(st.get("consistent") or st.get("bare") for st in reporting.values())):
+            story = "; ".join("%s: %s" % (k, ",".join(v)) for k, v in sorted(seen.items(), key=lambda kv: -len(kv[1])))
+            majority = max(seen.items(), key=lambda kv: len(kv[1]))[0]
+            odd = next((h for k, v in seen.items() if k != majority for h in v),
+                       next(iter(reporting), "fleet"))
+            if a["allow_mixed_start"]:
+                warnings.append("fleet starts mixed (%s)" % story)
+            else:
+                halted.append((odd, "the fleet is already mixed (%s) (mixed-fleet; lockstep_allow_mixed_start "
+                                    "overrides)" % story))
+        if seen:
+            top = max(seen.items(), key=lambda kv: len(kv[1]))[0]
+            before = None if top == "nothing" else top
+
+        result = gate_result("preflight", hosts, halted, extra_msg="; ".join(warnings) or None,
+                             excluded=excluded, partial=bool(excluded) and partial_ok)
+        result["before_version"] = before
+        result["excluded"] = excluded
+        result["partial"] = bool(excluded) and partial_ok
+        return result

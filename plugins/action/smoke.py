@@ -1,0 +1,82 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for lockstep.release.smoke: HTTP smoke checks through the load balancer and on every host, concurrently."""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
+
+
+def substitute(value, names):
+    """Replace ``{host}``, ``{url}``, ``{lb}``, ``{version}``, ``{run}`` in every string of a structure."""
+    if isinstance(value, str):
+        for key, repl in names.items():
+            value = value.replace("{%s}" % key, str(repl))
+        return value
+    if isinstance(value, list):
+        return [substitute(v, names) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, names) for k, v in value.items()}
+    return value
+
+
+def check_step(step, timeout):
+    resp = request(step["url"], method=step.get("method", "GET"), body=step.get("body"), timeout=timeout)
+    want = int(step.get("status", 200))
+    if resp.status != want:
+        return "%s %s: %s, expected HTTP %d" % (step.get("method", "GET"), step["url"], resp.describe(), want)
+    if step.get("body_contains") and step["body_contains"] not in resp.body:
+        return "%s: body lacks %r" % (step["url"], step["body_contains"])
+    if step.get("json"):
+        data = resp.json()
+        for key, value in step["json"].items():
+            got = data.get(key) if isinstance(data, dict) else None
+            if got != value and str(got) != str(value):
+                return "%s: %s is %r, expected %r" % (step["url"], key, got, value)
+    return None
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    ARGS = dict(
+        checks=dict(type="list", elements="dict", default=[]),
+        hosts=dict(type="dict", required=True),
+        lb_url=dict(type="str"),
+        version=dict(type="str"),
+        run_id=dict(type="str", default="smoke"),
+        timeout=dict(type="float", default=10),
+        gate=dict(type="str", default="smoke"),
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        super().run(tmp, task_vars)
+        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        jobs = {}
+        for i, check in enumerate(a["checks"]):
+            name = check.get("name") or "check %d" % (i + 1)
+            targets = a["hosts"].items() if check.get("per_host", True) else [("lb", a["lb_url"])]
+            for host, url in targets:
+                names = {"host": host, "url": url, "lb": a["lb_url"], "version": a["version"], "run": a["run_id"]}
+                steps = check.get("steps") or [{k: v for k, v in check.items() if k not in ("name", "per_host")}]
+                jobs[(name, host)] = substitute(steps, names)
+
+        def run_check(steps):
+            # Steps of one check run in order (an order, then what the exchange saw of it).
+            for step in steps:
+                problem = check_step(step, a["timeout"])
+                if problem:
+                    return problem
+            return None
+
+        outcomes = fan_out(run_check, jobs)
+        hosts, halted = {}, []
+        for (name, host), problem in sorted(outcomes.items()):
+            hosts.setdefault(host, {})[name] = problem or "ok"
+            if problem:
+                halted.append((host, "smoke check %r failed: %s" % (name, problem)))
+        return gate_result(a["gate"], hosts, halted, checks=len(jobs))

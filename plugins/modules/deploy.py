@@ -1,0 +1,357 @@
+#!/usr/bin/python
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: deploy
+short_description: Stage, activate (switch, restart, verify) or prune releases on one host
+version_added: "0.1.0"
+description:
+  - C(state=staged) unpacks an artifact into C(releases/VERSION) after checking its sha256 on the host, checks the
+    unpacked content against the manifest's C(content_sha256), and renames it into place. An existing
+    C(releases/VERSION) with the right content is left alone; one with other content is an error, never overwritten.
+  - C(state=active) switches the C(current) symlink atomically (a new symlink renamed over the old one), runs the
+    restart command, waits for the health URL, and then checks that the process that answers the version URL reports
+    the new version and runs from the new release directory. If it is already active and running, nothing changes.
+  - C(state=pruned) removes the oldest kept releases beyond I(keep), never the active one or one in I(protect).
+  - The companion action plugin sends the artifact from the controller and turns an unreachable host into a failed
+    result, so that a release can never silently drop a host.
+options:
+  base:
+    description: Directory that holds C(releases/) and the C(current) symlink.
+    type: path
+    required: true
+  state:
+    description: What to do.
+    type: str
+    choices: [staged, active, pruned]
+    required: true
+  version:
+    description: The release version; it is a directory name, so it may not contain C(/) or C(..).
+    type: str
+  manifest:
+    description: The artifact's manifest (at least C(version), C(sha256) and C(content_sha256)); required for I(state=staged).
+    type: dict
+  artifact:
+    description:
+      - Path of the artifact on the controller. Read by the action plugin, which sends it to the host; the module
+        itself receives it as I(artifact_b64) or I(artifact_path).
+    type: path
+  artifact_b64:
+    description: The artifact's bytes, base64 encoded (set by the action plugin for small artifacts).
+    type: str
+  artifact_path:
+    description: Path of the artifact on the host (set by the action plugin for large artifacts).
+    type: path
+  restart_command:
+    description: Command (argv list) that restarts the service from C(current).
+    type: list
+    elements: str
+  health_url:
+    description: URL, as seen from the host, that answers 200 when the service is healthy.
+    type: str
+  version_url:
+    description: URL, as seen from the host, where the running service reports its version as JSON.
+    type: str
+  pidfile:
+    description: The service's pidfile (reported in the state).
+    type: path
+  flags_file:
+    description: Path of the flags file relative to a release directory (reported in the state).
+    type: str
+  timeout:
+    description: Seconds to wait for the restart, health and running version.
+    type: float
+    default: 30
+  keep:
+    description: How many releases to keep with I(state=pruned).
+    type: int
+    default: 3
+  protect:
+    description: Versions that I(state=pruned) must keep whatever their age (for example the previous release).
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - lockstep contributors
+"""
+
+EXAMPLES = r"""
+- name: Stage release 2.1.0 (never overwrites an existing releases/2.1.0)
+  lockstep.release.deploy:
+    base: /srv/order-router
+    state: staged
+    version: "2.1.0"
+    artifact: artifacts/order-router-2.1.0.tar.gz
+    manifest: "{{ lookup('ansible.builtin.file', 'artifacts/order-router-2.1.0.manifest.json') | from_json }}"
+
+- name: Switch to 2.1.0, restart and prove it runs
+  lockstep.release.deploy:
+    base: /srv/order-router
+    state: active
+    version: "2.1.0"
+    restart_command: [/srv/order-router/current/bin/ctl, restart]
+    health_url: "{{ lockstep_service_url }}/health"
+    version_url: "{{ lockstep_service_url }}/version"
+
+- name: Keep the three newest releases
+  lockstep.release.deploy:
+    base: /srv/order-router
+    state: pruned
+    keep: 3
+    protect: ["1.0.0"]
+"""
+
+RETURN = r"""
+switched:
+  description: Whether the C(current) symlink was moved by this call (also on failure, so a rescue knows).
+  returned: always
+  type: bool
+  sample: true
+previous_version:
+  description: The version C(current) pointed at before this call.
+  returned: always
+  type: str
+  sample: 1.0.0
+removed:
+  description: Versions removed by I(state=pruned).
+  returned: when state is pruned
+  type: list
+  elements: str
+  sample: ["0.9.0"]
+elapsed:
+  description: Seconds spent.
+  returned: always
+  type: float
+  sample: 1.2
+lockstep_state:
+  description: The host's release state after the call (see M(lockstep.release.state)).
+  returned: always
+  type: dict
+  sample: {"active_version": "2.1.0", "consistent": true}
+"""
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lockstep.release.plugins.module_utils.release_state import (
+    gather,
+    release_info,
+    valid_version,
+)
+from ansible_collections.lockstep.release.plugins.module_utils.tree_hash import MANIFEST_NAME, tree_hash
+
+SWITCH_TMP = ".current.lockstep-new"
+
+
+class Deployer:
+    def __init__(self, module):
+        self.module = module
+        self.p = module.params
+        self.base = self.p["base"]
+        self.started = time.monotonic()
+        self.switched = False
+        self.previous = None
+
+    def state(self):
+        p = self.p
+        return gather(self.base, p["version_url"], p["pidfile"], p["flags_file"], None, min(3.0, p["timeout"]))
+
+    def result(self, changed, **extra):
+        res = dict(changed=changed, switched=self.switched, previous_version=self.previous,
+                   elapsed=round(time.monotonic() - self.started, 3), lockstep_state=self.state())
+        res.update(extra)
+        return res
+
+    def fail(self, msg, **extra):
+        self.module.fail_json(msg=msg, **self.result(self.switched, **extra))
+
+    def release_dir(self):
+        return os.path.join(self.base, "releases", self.p["version"])
+
+    # -- staged -------------------------------------------------------------------------------------------------
+    def artifact_bytes(self):
+        if self.p["artifact_b64"]:
+            return base64.b64decode(self.p["artifact_b64"])
+        if self.p["artifact_path"]:
+            with open(self.p["artifact_path"], "rb") as f:
+                return f.read()
+        self.fail("state=staged needs the artifact (artifact, artifact_b64 or artifact_path)")
+
+    def staged(self):
+        manifest = self.p["manifest"] or {}
+        version = self.p["version"]
+        if manifest.get("version") != version:
+            self.fail("manifest is for version %r, not %r" % (manifest.get("version"), version))
+        dest = self.release_dir()
+        if os.path.lexists(dest):
+            info = release_info(dest) if os.path.isdir(dest) and not os.path.islink(dest) else None
+            if info and info["valid"] and info["content_sha256"] == manifest.get("content_sha256"):
+                return self.result(False, msg="releases/%s already holds this release" % version)
+            problem = info["problem"] if info and not info["valid"] else "content %s, artifact has %s" % (
+                info["content_sha256"][:12] if info else "not a directory", str(manifest.get("content_sha256"))[:12])
+            self.fail("releases/%s already exists with the wrong content (%s); refusing to overwrite it" % (
+                version, problem))
+        if self.module.check_mode:
+            return self.result(True, msg="would stage releases/%s" % version)
+        data = self.artifact_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != manifest.get("sha256"):
+            self.fail("artifact sha256 on host is %s, manifest says %s: corrupted in transfer or at rest" % (
+                digest, manifest.get("sha256")))
+        releases = os.path.dirname(dest)
+        os.makedirs(releases, exist_ok=True)
+        tmp = os.path.join(releases, ".%s.lockstep-tmp-%d" % (version, os.getpid()))
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.mkdir(tmp)
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                tar.extractall(tmp, filter="data")
+            content = tree_hash(tmp)
+            if content != manifest.get("content_sha256"):
+                self.fail("unpacked content sha256 %s does not match the manifest's %s" % (
+                    content, manifest.get("content_sha256")))
+            with open(os.path.join(tmp, MANIFEST_NAME), "w") as f:
+                json.dump(manifest, f, indent=2, sort_keys=True)
+            # Staging is all-or-nothing: the release appears under its name only once complete and checked.
+            os.rename(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return self.result(True, msg="staged releases/%s" % version)
+
+    # -- active -------------------------------------------------------------------------------------------------
+    def switch(self, target_rel):
+        current = os.path.join(self.base, "current")
+        tmp = os.path.join(self.base, SWITCH_TMP)
+        try:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(target_rel, tmp)
+            os.replace(tmp, current)
+        except OSError as e:
+            self.fail("switching current to %s failed: %s" % (target_rel, e))
+        self.switched = True
+
+    def wait_until(self, check, deadline):
+        last = None
+        while True:
+            ok, last = check()
+            if ok or time.monotonic() >= deadline:
+                return ok, last
+            time.sleep(0.2)
+
+    def health_ok(self):
+        try:
+            with urllib.request.urlopen(self.p["health_url"], timeout=2) as resp:
+                return resp.status == 200, "HTTP %d" % resp.status
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            return False, str(getattr(e, "reason", e))
+
+    def running_ok(self, version, dest):
+        st = self.state()
+        run = st["running"]
+        ok = st["consistent"] and st["active_version"] == version and run["version"] == version
+        why = "process %s reports %s from %s (cwd %s)" % (
+            run.get("pid"), run.get("version"), run.get("directory"), run.get("cwd")) if run["reachable"] else (
+            run["error"])
+        return ok, "%s; expected %s from %s" % (why, version, dest)
+
+    def active(self):
+        version = self.p["version"]
+        dest = self.release_dir()
+        before = self.state()
+        self.previous = before["active_version"]
+        info = release_info(dest) if os.path.isdir(dest) else None
+        if not info or not info["valid"]:
+            self.fail("releases/%s is not a valid staged release: %s" % (
+                version, info["problem"] if info else "missing"))
+        if before["active_version"] == version and before["consistent"]:
+            return self.result(False, msg="%s is already active and running" % version)
+        if self.module.check_mode:
+            return self.result(True, msg="would switch current from %s to %s and restart" % (self.previous, version))
+        deadline = time.monotonic() + self.p["timeout"]
+        if before["active_path"] != os.path.realpath(dest):
+            self.switch(os.path.join("releases", version))
+        cmd = self.p["restart_command"]
+        if cmd:
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"])
+            except (OSError, subprocess.TimeoutExpired) as e:
+                self.fail("restart command %s failed: %s" % (cmd, e))
+            if proc.returncode != 0:
+                self.fail("restart command %s exited %d: %s" % (cmd, proc.returncode, proc.stderr.strip()[-400:]))
+        if self.p["health_url"]:
+            ok, why = self.wait_until(self.health_ok, deadline)
+            if not ok:
+                self.fail("health check %s failed after restart: %s" % (self.p["health_url"], why))
+        if self.p["version_url"]:
+            ok, why = self.wait_until(lambda: self.running_ok(version, dest), deadline)
+            if not ok:
+                self.fail("running-version check failed: %s" % why)
+        return self.result(True, msg="%s -> %s, running and verified" % (self.previous, version))
+
+    # -- pruned -------------------------------------------------------------------------------------------------
+    def pruned(self):
+        st = self.state()
+        keep = max(1, self.p["keep"])
+        protect = set(self.p["protect"]) | {st["active_version"]}
+        kept = sorted(st["releases"], key=lambda r: os.stat(r["path"]).st_mtime, reverse=True)
+        removed = [r["version"] for r in kept[keep:] if r["version"] not in protect]
+        if removed and not self.module.check_mode:
+            for version in removed:
+                shutil.rmtree(os.path.join(self.base, "releases", version))
+        return self.result(bool(removed), removed=removed)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            base=dict(type="path", required=True),
+            state=dict(type="str", required=True, choices=["staged", "active", "pruned"]),
+            version=dict(type="str"),
+            manifest=dict(type="dict"),
+            artifact=dict(type="path"),
+            artifact_b64=dict(type="str", no_log=True),
+            artifact_path=dict(type="path"),
+            restart_command=dict(type="list", elements="str"),
+            health_url=dict(type="str"),
+            version_url=dict(type="str"),
+            pidfile=dict(type="path"),
+            flags_file=dict(type="str"),
+            timeout=dict(type="float", default=30),
+            keep=dict(type="int", default=3),
+            protect=dict(type="list", elements="str", default=[]),
+        ),
+        required_if=[("state", "staged", ("version", "manifest")), ("state", "active", ("version",))],
+        supports_check_mode=True,
+    )
+    d = Deployer(module)
+    version = module.params["version"]
+    if version is not None and not valid_version(version):
+        module.fail_json(msg="version %r is not a plain version string (no '/', '..' or spaces)" % version)
+    module.exit_json(**getattr(d, module.params["state"])())
+
+
+if __name__ == "__main__":
+    main()

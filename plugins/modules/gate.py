@@ -1,0 +1,72 @@
+#!/usr/bin/python
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: gate
+short_description: Check that every host runs the version it should
+version_added: "0.1.0"
+description:
+  - A fleet gate, run once on the controller. For each host, compares the expected version with the gathered
+    release state (on disk, and the running process started from the active release) and/or with what the service
+    reports on its version URL, probed concurrently from the controller.
+  - Fails naming the gate and the first host that is wrong.
+options:
+  gate:
+    description: Name of the gate, for messages and the ledger.
+    type: str
+    required: true
+  expect:
+    description: Host name to expected version (null - no release expected).
+    type: dict
+    required: true
+  states:
+    description: Host name to C(lockstep_state); a host listed in I(expect) but missing here did not report.
+    type: dict
+    default: {}
+  version_urls:
+    description: Host name to version URL to probe from the controller.
+    type: dict
+    default: {}
+  wave:
+    description: Wave progress to publish as C(lockstep_wave) when the gate passes.
+    type: dict
+attributes:
+  action:
+    support: full
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+notes:
+  - Runs on the controller only (an action plugin); it never connects to a host.
+author:
+  - lockstep contributors
+"""
+
+EXAMPLES = r"""
+- name: Every host reports 2.1.0
+  lockstep.release.gate:
+    gate: verify
+    expect: "{{ dict(groups['app'] | zip(groups['app'] | map('extract', hostvars, 'x') | map('default', '2.1.0'))) }}"
+    version_urls: "{{ urls }}"
+  run_once: true
+"""
+
+RETURN = r"""
+lockstep_gate:
+  description: Gate result (C(gate), C(passed), C(hosts), C(halted), C(message)).
+  returned: always
+  type: dict
+  sample: {"gate": "verify", "passed": true}
+lockstep_wave:
+  description: The wave progress, when I(wave) was given and the gate passed.
+  returned: when wave is given
+  type: dict
+  sample: {"index": 1, "count": 3, "done": 1, "total": 8}
+"""

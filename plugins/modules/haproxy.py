@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: haproxy
+short_description: Drain, re-enable or list backend servers through HAProxy's runtime API
+version_added: "0.1.0"
+description:
+  - Talks to HAProxy's admin stats socket (C(stats socket PATH level admin)) on the load balancer host.
+  - C(state=drained) stops new traffic to the servers and, with I(wait), waits until their current sessions end.
+  - C(state=ready) re-enables them and, with I(wait), waits until HAProxy's health check reports them up.
+  - C(state=maint) takes them out completely (the kill switch for a host that cannot be verified).
+  - C(state=query) changes nothing and lists every server of the backend with its status; lockstep uses it as a
+    second source of truth for which hosts really serve traffic.
+options:
+  socket:
+    description: Path of HAProxy's admin socket on the load balancer host.
+    type: path
+    required: true
+  backend:
+    description: Backend that holds the service's servers.
+    type: str
+    required: true
+  servers:
+    description: Server names to act on (lockstep names them like the inventory hosts).
+    type: list
+    elements: str
+    default: []
+  state:
+    description: What to do with I(servers).
+    type: str
+    choices: [drained, ready, maint, query]
+    default: query
+  wait:
+    description: Wait for sessions to end (drained) or for the server to be up (ready).
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait.
+    type: float
+    default: 30
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - lockstep contributors
+"""
+
+EXAMPLES = r"""
+- name: Drain this wave's hosts and wait for their connections to finish
+  lockstep.release.haproxy:
+    socket: /run/haproxy/admin.sock
+    backend: order_router
+    servers: "{{ ansible_play_batch }}"
+    state: drained
+  delegate_to: "{{ groups['lb'][0] }}"
+  run_once: true
+
+- name: Which servers really serve traffic?
+  lockstep.release.haproxy:
+    socket: /run/haproxy/admin.sock
+    backend: order_router
+  register: lb
+"""
+
+RETURN = r"""
+servers:
+  description: Every server of the backend after the call, with C(status), C(scur), C(addr) and C(serving).
+  returned: always
+  type: dict
+  sample: {"h1": {"status": "UP", "scur": 0, "addr": "127.0.0.11:8080", "serving": true}}
+serving:
+  description: Names of the servers that receive traffic.
+  returned: always
+  type: list
+  elements: str
+  sample: ["h1", "h2"]
+elapsed:
+  description: Seconds spent.
+  returned: always
+  type: float
+  sample: 0.4
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lockstep.release.plugins.module_utils.haproxy_api import HAProxyError, servers, set_state
+
+HAPROXY_STATE = {"drained": "drain", "ready": "ready", "maint": "maint"}
+
+
+def settled(state, info):
+    if state == "drained":
+        return info["scur"] == 0
+    if state == "ready":
+        return info["status"].startswith("UP")
+    return True
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            socket=dict(type="path", required=True),
+            backend=dict(type="str", required=True),
+            servers=dict(type="list", elements="str", default=[]),
+            state=dict(type="str", default="query", choices=["drained", "ready", "maint", "query"]),
+            wait=dict(type="bool", default=True),
+            timeout=dict(type="float", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    started = time.monotonic()
+    try:
+        before = servers(p["socket"], p["backend"])
+        unknown = sorted(set(p["servers"]) - set(before))
+        if unknown:
+            module.fail_json(msg="backend %s has no server named %s" % (p["backend"], ", ".join(unknown)),
+                             servers=before)
+        changed = False
+        if p["state"] != "query" and p["servers"] and not module.check_mode:
+            for name in p["servers"]:
+                set_state(p["socket"], p["backend"], name, HAPROXY_STATE[p["state"]])
+            changed = True
+            deadline = started + p["timeout"]
+            while p["wait"]:
+                now = servers(p["socket"], p["backend"])
+                pending = [n for n in p["servers"] if not settled(p["state"], now[n])]
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    module.fail_json(msg="HAProxy servers %s not %s after %ss" % (
+                        ", ".join(pending), p["state"], p["timeout"]), servers=now)
+                time.sleep(0.1)
+        after = servers(p["socket"], p["backend"])
+    except HAProxyError as e:
+        module.fail_json(msg=str(e))
+    module.exit_json(changed=changed, servers=after, serving=sorted(n for n, s in after.items() if s["serving"]),
+                     elapsed=round(time.monotonic() - started, 3))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lock
+short_description: The fleet's release lock, one release at a time
+version_added: "0.1.0"
+description:
+  - A lock file created atomically (C(O_CREAT|O_EXCL)) on one host shared by every release of a fleet (lockstep
+    uses the load balancer host), holding the owner, the version being released and the start time.
+  - C(state=acquired) takes the lock or fails, naming who holds it. A lock whose owner process is gone (same
+    controller host, dead PID) is reported as stale with the command that clears it; it is never broken silently.
+  - C(state=released) removes the lock only if I(run_id) owns it.
+options:
+  path:
+    description: Path of the lock file.
+    type: path
+    required: true
+  state:
+    description: Take or give back the lock.
+    type: str
+    choices: [acquired, released]
+    default: acquired
+  run_id:
+    description: Identifies this release run; only the owner can release.
+    type: str
+    required: true
+  owner:
+    description: Who and what holds the lock (user, controller host, controller PID, version...), stored in the lock.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+author:
+  - lockstep contributors
+"""
+
+EXAMPLES = r"""
+- name: Take the fleet's release lock
+  lockstep.release.lock:
+    path: /var/lib/lockstep/release.lock
+    run_id: "{{ lockstep_run_id }}"
+    owner: {user: "{{ lookup('ansible.builtin.env', 'USER') }}", version: "2.1.0"}
+  delegate_to: "{{ groups['lb'][0] }}"
+  run_once: true
+"""
+
+RETURN = r"""
+lock:
+  description: The lock's content (ours after acquiring; the holder's when refused).
+  returned: always
+  type: dict
+  sample: {"run_id": "20261125T0900-1234", "version": "2.1.0", "started": "2026-11-25T09:00:00Z"}
+stale:
+  description: Whether a lock held by someone else belongs to a process that no longer exists.
+  returned: always
+  type: bool
+  sample: false
+"""
+
+import json
+import os
+import socket
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def owner_gone(lock):
+    """Only a lock taken from this very host can be proven stale: its owner PID no longer exists."""
+    if not lock or lock.get("controller") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(lock.get("pid")), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+    return False
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            state=dict(type="str", default="acquired", choices=["acquired", "released"]),
+            run_id=dict(type="str", required=True),
+            owner=dict(type="dict", default={}),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    held = read(p["path"])
+    if p["state"] == "released":
+        if not held or held.get("run_id") != p["run_id"]:
+            module.exit_json(changed=False, lock=held or {}, stale=False)
+        if not module.check_mode:
+            os.unlink(p["path"])
+        module.exit_json(changed=True, lock=held, stale=False)
+
+    if held and held.get("run_id") == p["run_id"]:
+        module.exit_json(changed=False, lock=held, stale=False)
+    lock = dict(p["owner"], run_id=p["run_id"], started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if not held and not module.check_mode:
+        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)
+        try:
+            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            held = read(p["path"]) or {"owner": "unknown (lock file unreadable)"}
+        else:
+            with os.fdopen(fd, "w") as f:
+                json.dump(lock, f, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            module.exit_json(changed=True, lock=lock, stale=False)
+    if not held:
+        module.exit_json(changed=True, lock=lock, stale=False)
+    stale = owner_gone(held)
+    who = "release of %s by %s@%s (pid %s, run %s) since %s" % (
+        held.get("version"), held.get("user"), held.get("controller"), held.get("pid"), held.get("run_id"),
+        held.get("started"))
+    if stale:
+        msg = ("stale release lock %s: %s, and that process is gone. If no release is running, clear it with: "
+               "rm %s" % (p["path"], who, p["path"]))
+    else:
+        msg = "another release holds the lock %s: %s" % (p["path"], who)
+    module.fail_json(msg=msg, lock=held, stale=stale)
+
+
+if __name__ == "__main__":
+    main()

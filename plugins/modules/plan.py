@@ -1,0 +1,85 @@
+#!/usr/bin/python
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: plan
+short_description: Check a release's inputs on the controller and compute its waves
+version_added: "0.1.0"
+description:
+  - Runs on the controller before any host is contacted; it checks the version string, the artifact and its manifest (sha256
+    of the artifact checked against the manifest), the group and the wave spec.
+  - Returns the plan: the manifest, the batches Ansible's C(serial) will make, and the run's identity (user,
+    controller, PID) used by the release lock.
+options:
+  version:
+    description: The version to release; a plain string usable as a directory name.
+    type: str
+    required: true
+  artifact_dir:
+    description: Directory on the controller holding artifacts and manifests.
+    type: path
+    required: true
+  artifact_name:
+    description: Artifact file name, C({version}) is replaced.
+    type: str
+    required: true
+  manifest_name:
+    description: Manifest file name, C({version}) is replaced.
+    type: str
+    required: true
+  group:
+    description: Name of the inventory group that is the fleet.
+    type: str
+    required: true
+  group_hosts:
+    description: Hosts of that group.
+    type: list
+    elements: str
+    required: true
+  canary:
+    description: Size of the canary wave.
+    type: raw
+    default: 1
+  waves:
+    description: Wave sizes after the canary - host counts or percentages of the fleet.
+    type: raw
+    required: true
+attributes:
+  action:
+    support: full
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+notes:
+  - Runs on the controller only (an action plugin); it never connects to a host.
+author:
+  - lockstep contributors
+"""
+
+EXAMPLES = r"""
+- name: Check inputs and plan the waves
+  lockstep.release.plan:
+    version: "2.1.0"
+    artifact_dir: artifacts
+    artifact_name: order-router-{version}.tar.gz
+    manifest_name: order-router-{version}.manifest.json
+    group: app
+    group_hosts: "{{ groups['app'] }}"
+    waves: ["25%", "100%"]
+  run_once: true
+"""
+
+RETURN = r"""
+lockstep_plan:
+  description: Run id, version, manifest, artifact path, serial, waves (lists of hosts), user, controller, pid.
+  returned: success
+  type: dict
+  sample: {"version": "2.1.0", "waves": [["h1"], ["h2", "h3"]]}
+"""

@@ -1,0 +1,78 @@
+#!/usr/bin/python
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: smoke
+short_description: Run HTTP smoke checks through the load balancer and on every host
+version_added: "0.1.0"
+description:
+  - Runs on the controller; every check on every host at once. A check is one request or a list of I(steps) run in
+    order (for a behavioural check, send an order, then ask the exchange what it received).
+  - In strings, C({host}), C({url}) (the host's service URL), C({lb}), C({version}) and C({run}) are replaced.
+options:
+  checks:
+    description: List of checks - C(name), C(per_host) (default true), and either C(steps) or one step's keys -
+      C(url), C(method), C(body), C(status), C(body_contains), C(json) (expected subset).
+    type: list
+    elements: dict
+    default: []
+  hosts:
+    description: Host name to service URL.
+    type: dict
+    required: true
+  lb_url:
+    description: URL of the service through the load balancer.
+    type: str
+  version:
+    description: Version being checked.
+    type: str
+  run_id:
+    description: Unique id of this run (to make order ids unique).
+    type: str
+    default: smoke
+  timeout:
+    description: Seconds per request.
+    type: float
+    default: 10
+  gate:
+    description: Gate name.
+    type: str
+    default: smoke
+attributes:
+  action:
+    support: full
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+notes:
+  - Runs on the controller only (an action plugin); it never connects to a host.
+author:
+  - lockstep contributors
+"""
+
+EXAMPLES = r"""
+- name: Smoke
+  lockstep.release.smoke:
+    hosts: {h1: "http://127.0.0.11:8080"}
+    lb_url: http://127.0.0.1:8000
+    checks:
+      - name: health through the load balancer
+        per_host: false
+        url: "{lb}/health"
+  run_once: true
+"""
+
+RETURN = r"""
+lockstep_gate:
+  description: Gate result (C(gate), C(passed), C(hosts), C(halted), C(message)).
+  returned: always
+  type: dict
+  sample: {"gate": "smoke", "passed": true}
+"""

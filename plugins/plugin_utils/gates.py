@@ -1,0 +1,32 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The result every lockstep gate returns, so the ledger, the summary and AWX read one shape."""
+
+from __future__ import annotations
+
+
+def gate_result(gate, hosts, halted, extra_msg=None, **extra):
+    """``halted`` is a list of ``(host, message)``; the gate passes when it is empty."""
+    passed = not halted
+    if passed:
+        msg = "gate %s passed on %d host(s)" % (gate, len(hosts))
+    else:
+        first_host, first_msg = halted[0]
+        more = " (and %d more: %s)" % (len(halted) - 1, ", ".join(h for h, _ in halted[1:])) if len(halted) > 1 else ""
+        msg = "gate %s halted the release on %s: %s%s" % (gate, first_host, first_msg, more)
+    if extra_msg:
+        msg = "%s; %s" % (msg, extra_msg)
+    result = {
+        "changed": False,
+        "failed": not passed,
+        "msg": msg,
+        "lockstep_gate": {
+            "gate": gate,
+            "passed": passed,
+            "hosts": hosts,
+            "halted": [{"host": h, "message": m} for h, m in halted],
+            "message": msg,
+        },
+    }
+    result["lockstep_gate"].update(extra)
+    return result
