@@ -54,8 +54,9 @@ def children(ppid):
     return sorted(found)
 
 
-def namespace_procs(init_pid, name):
-    """Live PIDs named ``name`` in the PID namespace of ``init_pid``, as ``{pid: cmdline}``."""
+def namespace_procs(init_pid, name=None):
+    """Live PIDs (controller view) in the PID namespace of ``init_pid``, other than itself, optionally only those
+    with command name ``name``, as ``{pid: cmdline}``."""
     try:
         ns = os.readlink(f"/proc/{init_pid}/ns/pid")
     except OSError:
@@ -68,7 +69,7 @@ def namespace_procs(init_pid, name):
             if os.readlink(f"/proc/{entry}/ns/pid") != ns:
                 continue
             with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() != name:
+                if name is not None and f.read().strip() != name:
                     continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -452,6 +453,16 @@ class Fleet:
                     break
                 chunks.append(data)
         return b"".join(chunks).decode()
+
+    def metrics(self, host):
+        """``host``'s service metrics (``GET /metrics``) as ``{name_with_labels: value}``."""
+        with urllib.request.urlopen(self._host(host)["service_url"] + "/metrics", timeout=2) as resp:
+            return render.parse_metrics(resp.read().decode())
+
+    def host_pids(self, host):
+        """Every live PID of ``host`` (controller view): its init and everything in its PID namespace."""
+        init = self._host(host)["init_pid"]
+        return sorted(([init] if pid_alive(init) else []) + list(namespace_procs(init)))
 
     def exchange(self, path, data=None):
         return http_json(self.exchange_url + path, timeout=5, data=data)

@@ -143,3 +143,13 @@ def percentile(values, fraction):
     ordered = sorted(values)
     rank = min(len(ordered), max(1, math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
+
+
+def parse_metrics(text):
+    """Prometheus text exposition -> ``{"name{labels}": float}`` (comments skipped)."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name.strip()] = float(value)
+    return values

@@ -12,7 +12,7 @@ version_added: "0.1.0"
 description:
   - Runs on the controller before any host is contacted; it checks the version string, the artifact and its manifest (sha256
     of the artifact checked against the manifest), the group and the wave spec.
-  - Returns the plan: the manifest, the batches Ansible's C(serial) will make, and the run's identity (user,
+  - Returns the plan - the manifest, the batches Ansible's C(serial) will make, and the run's identity (user,
     controller, PID) used by the release lock.
 options:
   version:
