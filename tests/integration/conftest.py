@@ -1,0 +1,29 @@
+"""The real local fleet as a pytest fixture (no mocks): namespace hosts, real sshd, HAProxy, exchange simulator."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from lockstep_fleet import Fleet  # noqa: E402
+
+
+@pytest.fixture
+def fleet():
+    """A ``lockstep_fleet.Fleet`` for this repository, with nothing up yet: call ``fleet.up(hosts=8, version=None)``.
+
+    Helpers on the object: ``exec(host, *cmd)``, ``ssh(host, cmd, known_hosts=None)``, ``status()``,
+    ``sshd(host, "stop"|"start"|"freeze"|"thaw")``, ``haproxy(cmd)``, ``traffic(rate, seconds, flag=None)``,
+    ``metrics(host)``, ``exchange(path, data=None)``, ``host_pids(host)``, ``recorded_pids()``. Whatever a test
+    leaves up is brought down at teardown, and a fleet left over from an earlier run is brought down first.
+    """
+    f = Fleet(REPO)
+    f.down()
+    try:
+        yield f
+    finally:
+        f.down()
