@@ -1,0 +1,42 @@
+"""Secrets (a secret extra var, a no_log task's values) never reach the ledger, the JUnit file or the summary."""
+
+from __future__ import annotations
+
+from _ledger_helpers import only_ledger, records, run_playbook, summary_block
+
+SECRET_EXTRA_VAR = "Sup3rS3cretDbPassw0rd"
+NO_LOG_VALUE = "NoLogValue4711"
+
+
+def test_secrets_are_absent_from_every_output(tmp_path):
+    junit = tmp_path / "junit.xml"
+    proc, ledger_dir = run_playbook(
+        tmp_path, playbook="nolog.yml",
+        extra_vars={"db_password": SECRET_EXTRA_VAR, "api_token": "tok-" + SECRET_EXTRA_VAR, "release_note": "hello"},
+        LOCKSTEP_LEDGER_JUNIT_FILE=junit)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = only_ledger(ledger_dir)
+    ledger_text = open(path).read()
+    junit_text = junit.read_text()
+    summary = summary_block(proc.stdout, path)
+
+    for name, text in (("ledger", ledger_text), ("junit", junit_text), ("summary", summary)):
+        assert SECRET_EXTRA_VAR not in text, name
+        assert NO_LOG_VALUE not in text, name
+    # nor any line this callback prints during the run (ansible-core 2.19's own default callback does print the
+    # message of a failing no_log `fail` action in its "[ERROR]: Task failed" line: upstream, not ours)
+    for line in proc.stdout.splitlines():
+        if line.startswith("lockstep"):
+            assert NO_LOG_VALUE not in line and SECRET_EXTRA_VAR not in line
+
+    recs = records(path)
+    extra = recs[0]["extra_vars"]
+    assert extra["db_password"] == "********" and extra["api_token"] == "********"
+    assert extra["release_note"] == "hello"
+    failed = {(r["host"], r["task"]): r["message"] for r in recs if r["event"] == "host_failed"}
+    assert failed[("h1", "A no_log task that fails with a secret in its message")] == "output hidden (no_log)"
+    # a non-no_log message quoting the secret extra var is scrubbed
+    assert failed[("h1", "A task that fails on a message quoting the secret extra var")] == \
+        "cannot log in with ********"
+    # the no_log gate result is not recorded at all
+    assert [r["gate"] for r in recs if r["event"] == "gate"] == ["preflight"]
