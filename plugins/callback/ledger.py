@@ -309,6 +309,11 @@ class CallbackModule(CallbackBase):
     # --- playbook events -----------------------------------------------------------------------------------------
 
     def v2_playbook_on_start(self, playbook):
+        if self._writer is not None or self._broken:
+            # a further playbook of the same ansible-playbook run: same release, same ledger
+            self._finished = False
+            self._record("playbook_started", playbook=playbook._file_name)
+            return
         self._tqm = _find_tqm()
         self._playbook = playbook._file_name
         extra_vars = {}
@@ -411,8 +416,16 @@ class CallbackModule(CallbackBase):
             if phase is not None and phase == self._rollback_phase:
                 self._record("rollback_step", status="ok", **common)
             return
-        res = result.result
         self._touch(host, phase, None)
+        results = [result.result]
+        if isinstance(result.result.get("results"), list):  # a loop: each item may carry the keys
+            results.extend(r for r in result.result["results"] if isinstance(r, dict))
+        for res in results:
+            self._on_keys(host, common, res)
+        if phase is not None and phase == self._rollback_phase:
+            self._record("rollback_step", status="changed" if result.result.get("changed") else "ok", **common)
+
+    def _on_keys(self, host, common, res):
         if "lockstep_state" in res:
             state = res["lockstep_state"]
             self._record("host_state", state=state, **common)
@@ -432,8 +445,6 @@ class CallbackModule(CallbackBase):
             if data:
                 self._reported.update(self._clean(data))
                 self._record("status_reported", data=data, **common)
-        if phase is not None and phase == self._rollback_phase:
-            self._record("rollback_step", status="changed" if res.get("changed") else "ok", **common)
 
     def _on_gate(self, reporter, common, gate):
         fields = dict(common)
@@ -558,8 +569,6 @@ class CallbackModule(CallbackBase):
         }
         self._record("release_finished", **summary)
         self._publish_stats()
-        if self._writer is not None:
-            self._writer.close()
         summary = self._clean(summary)
         if self._writer is not None:
             summary["ledger"] = self._writer.path

@@ -151,3 +151,17 @@ def test_writable_ledger_lets_the_same_release_run(tmp_path):
     assert marker.read_text() == "changed"
     assert records(only_ledger(ledger_dir))[-1]["status"] == "succeeded"
     assert os.path.isdir(ledger_dir)
+
+
+def test_loop_items_and_unreachable_host(tmp_path):
+    proc, ledger_dir = run_playbook(tmp_path, playbook="loops.yml")
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # unreachable
+    recs = records(only_ledger(ledger_dir))
+    assert [(r["index"], r["done"]) for r in recs if r["event"] == "wave"] == [(1, 1), (2, 2)]
+    assert "lockstep: wave 2/2 [h2] version 9.9.9: 2/2 hosts done" in proc.stdout
+    unreachable = [r for r in recs if r["event"] == "host_unreachable"]
+    assert [(r["host"], r["task"]) for r in unreachable] == [("dead", "Reach every host")]
+    assert unreachable[0]["message"]
+    final = recs[-1]
+    assert final["status"] == "failed" and final["status_source"] == "ledger" and final["unreachable"] == 1
+    assert final["hosts"]["dead"]["result"] == "unreachable" and final["hosts"]["h1"]["result"] == "ok"
