@@ -26,9 +26,10 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
 )
 
 try:
+    from ansible.executor.play_iterator import PlayIterator
     from ansible.executor.task_queue_manager import TaskQueueManager
 except ImportError:  # pragma: no cover
-    TaskQueueManager = None
+    PlayIterator = TaskQueueManager = None
 
 COLLECTION_PREFIX = "lockstep.release."
 NO_LOG_MESSAGE = "output hidden (no_log)"
@@ -160,6 +161,19 @@ def _find_tqm():
     return None
 
 
+def _find_local(name, cls):
+    """A local variable ``name`` of type ``cls`` in a frame up the call stack (the strategy's play iterator)."""
+    if cls is None:
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        obj = frame.f_locals.get(name)
+        if isinstance(obj, cls):
+            return obj
+        frame = frame.f_back
+    return None
+
+
 class CallbackModule(CallbackBase):
     """Release ledger, summary and JUnit report of lockstep."""
 
@@ -242,6 +256,16 @@ class CallbackModule(CallbackBase):
             pass
         for name in names or {"localhost"}:
             tqm._failed_hosts[name] = True
+        # mid-play, the play's iterator decides the exit code: fail the hosts there too
+        iterator = _find_local("iterator", PlayIterator)
+        if iterator is not None:
+            for name in names:
+                host = tqm.get_inventory().get_host(name)
+                if host is not None:
+                    try:
+                        iterator.mark_host_failed(host)
+                    except Exception:
+                        pass
         self._stopped = True
 
     def _publish_stats(self):

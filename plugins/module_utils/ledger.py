@@ -170,11 +170,20 @@ class LedgerWriter:
     def append(self, record):
         sealed = seal(record, self.seq, self.prev)
         data = line_of(sealed)
-        written = os.write(self._fd, data)
-        if written != len(data):
-            raise OSError(f"short write to ledger {self.path} ({written} of {len(data)} bytes)")
-        if self._fsync:
-            os.fsync(self._fd)
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(f"short write to ledger {self.path} ({written} of {len(data)} bytes)")
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError:
+            # never leave a torn line behind: cut the file back to the last whole record
+            try:
+                os.ftruncate(self._fd, end)
+            except OSError:
+                pass
+            raise
         self.seq += 1
         self.prev = sealed["hash"]
         return sealed

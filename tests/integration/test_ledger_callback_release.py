@@ -165,3 +165,30 @@ def test_loop_items_and_unreachable_host(tmp_path):
     final = recs[-1]
     assert final["status"] == "failed" and final["status_source"] == "ledger" and final["unreachable"] == 1
     assert final["hosts"]["dead"]["result"] == "unreachable" and final["hosts"]["h1"]["result"] == "ok"
+
+
+def test_ledger_that_fails_mid_release_stops_it(tmp_path):
+    """A ledger append that fails (here: file size limit, like a full disk) ends the run: no further task runs,
+    the exit code is non-zero, and the ledger keeps only whole records, so its chain still verifies."""
+    import json
+    import resource
+    import signal
+    import subprocess
+
+    from _ledger_helpers import env_for, playbook_cmd
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+
+    ledger_dir = tmp_path / "ledger"
+    proc = subprocess.run(playbook_cmd("release.yml", SUCCEEDED), cwd=tmp_path, env=env_for(ledger_dir),
+                          preexec_fn=limit_file_size, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "lockstep ledger: cannot append to ledger" in proc.stderr
+    assert "TASK [rollout : Wave 1 switches h1]" not in proc.stdout
+    path = only_ledger(ledger_dir)
+    assert os.path.getsize(path) < 3000
+    result = ledger.verify(path)
+    assert result.ok and not result.complete
+    assert json.loads(open(path).read().splitlines()[-1])["seq"] == result.records - 1
