@@ -28,6 +28,7 @@ class ActionModule(ActionBase):
         states=dict(type="dict", default={}),
         version_urls=dict(type="dict", default={}),
         wave=dict(type="dict"),
+        report_only=dict(type="bool", default=False),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -69,4 +70,8 @@ class ActionModule(ActionBase):
         result = gate_result(args["gate"], hosts, halted, **extra)
         if args["wave"] and not halted:
             result["lockstep_wave"] = args["wave"]
+        if args["report_only"]:
+            # A census, not a gate: the caller wants to know what runs where, whatever it is.
+            result["failed"] = False
+            result["lockstep_gate"]["report_only"] = True
         return result

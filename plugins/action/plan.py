@@ -45,7 +45,10 @@ class ActionModule(ActionBase):
     )
 
     def fail(self, msg):
-        return {"failed": True, "changed": False, "msg": "refused before touching any host: " + msg}
+        msg = "refused before touching any host: " + msg
+        return {"failed": True, "changed": False, "msg": msg,
+                "lockstep_gate": {"gate": "input", "passed": False, "hosts": {},
+                                  "halted": [{"host": "controller", "message": msg}], "message": msg}}
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)

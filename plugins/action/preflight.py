@@ -23,6 +23,7 @@ class ActionModule(ActionBase):
         run_hosts=dict(type="list", elements="str", required=True),
         limit=dict(type="str"),
         states=dict(type="dict", required=True),
+        errors=dict(type="dict", default={}),
         lb_servers=dict(type="dict"),
         manifest=dict(type="dict", required=True),
         min_free_bytes=dict(type="int", default=0),
@@ -45,7 +46,7 @@ class ActionModule(ActionBase):
             if host not in a["run_hosts"]:
                 why = "left out of the run by --limit %s" % a["limit"] if a["limit"] else "not in this run"
             elif not state:
-                why = "unreachable or failed to report its release state"
+                why = "did not report its release state: %s" % a["errors"].get(host, "unreachable or failed")
             else:
                 hosts[host] = {"version": state.get("active_version"),
                                "running_version": (state.get("running") or {}).get("version")}

@@ -11,7 +11,10 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_o
 
 
 def substitute(value, names):
-    """Replace ``{host}``, ``{url}``, ``{lb}``, ``{version}``, ``{run}`` in every string of a structure."""
+    """Replace ``{host}``, ``{url}``, ``{lb}``, ``{version}``, ``{run}`` in every string of a structure; a string
+    that is exactly ``{flags}`` becomes the list of flags the release introduces."""
+    if value == "{flags}":
+        return list(names["flags"])
     if isinstance(value, str):
         for key, repl in names.items():
             value = value.replace("{%s}" % key, str(repl))
@@ -48,6 +51,7 @@ class ActionModule(ActionBase):
         hosts=dict(type="dict", required=True),
         lb_url=dict(type="str"),
         version=dict(type="str"),
+        flags=dict(type="list", elements="str", default=[]),
         run_id=dict(type="str", default="smoke"),
         timeout=dict(type="float", default=10),
         gate=dict(type="str", default="smoke"),
@@ -61,7 +65,8 @@ class ActionModule(ActionBase):
             name = check.get("name") or "check %d" % (i + 1)
             targets = a["hosts"].items() if check.get("per_host", True) else [("lb", a["lb_url"])]
             for host, url in targets:
-                names = {"host": host, "url": url, "lb": a["lb_url"], "version": a["version"], "run": a["run_id"]}
+                names = {"host": host, "url": url, "lb": a["lb_url"], "version": a["version"], "run": a["run_id"],
+                         "flags": a["flags"]}
                 steps = check.get("steps") or [{k: v for k, v in check.items() if k not in ("name", "per_host")}]
                 jobs[(name, host)] = substitute(steps, names)
 

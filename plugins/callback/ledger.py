@@ -507,6 +507,8 @@ class CallbackModule(CallbackBase):
             self._touch(host, common["phase"], None)
         message = self._message(result)
         self._record("host_failed", message=message, ignored=bool(ignore_errors), **common)
+        if not self._no_log(result):  # gates report a halt in a failed result too (fail_json(lockstep_gate=...))
+            self._on_keys(host, common, result.result)
         if common["phase"] is not None and common["phase"] == self._rollback_phase:
             self._record("rollback_step", status="failed", message=message, **common)
 

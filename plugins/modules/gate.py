@@ -31,6 +31,10 @@ options:
     description: Host name to version URL to probe from the controller.
     type: dict
     default: {}
+  report_only:
+    description: Report what every host runs without failing (a census, used for the final summary).
+    type: bool
+    default: false
   wave:
     description: Wave progress to publish as C(lockstep_wave) when the gate passes.
     type: dict

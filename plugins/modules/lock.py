@@ -141,7 +141,9 @@ def main():
                "rm %s" % (p["path"], who, p["path"]))
     else:
         msg = "another release holds the lock %s: %s" % (p["path"], who)
-    module.fail_json(msg=msg, lock=held, stale=stale)
+    module.fail_json(msg=msg, lock=held, stale=stale, lockstep_gate={
+        "gate": "release-lock", "passed": False, "hosts": {}, "message": msg,
+        "halted": [{"host": held.get("controller") or "unknown", "message": msg}]})
 
 
 if __name__ == "__main__":

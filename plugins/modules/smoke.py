@@ -30,6 +30,11 @@ options:
   version:
     description: Version being checked.
     type: str
+  flags:
+    description: Flags the release introduces; a string that is exactly C({flags}) in a check becomes this list.
+    type: list
+    elements: str
+    default: []
   run_id:
     description: Unique id of this run (to make order ids unique).
     type: str

@@ -1,0 +1,59 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn per-host registered results into the fleet-wide maps lockstep's gates take."""
+
+from __future__ import annotations
+
+
+def _reg(hostvars, host, name):
+    try:
+        value = hostvars[host][name]
+    except KeyError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def host_results(hostvars, hosts, name, key=None):
+    """``{host: result[key]}`` for every host whose registered ``name`` succeeded."""
+    out = {}
+    for host in hosts:
+        res = _reg(hostvars, host, name)
+        if res is not None and not res.get("failed") and not res.get("skipped"):
+            out[host] = res.get(key) if key else res
+    return out
+
+
+def host_failures(hostvars, hosts, name):
+    """``{host: message}`` for every host whose registered ``name`` failed."""
+    out = {}
+    for host in hosts:
+        res = _reg(hostvars, host, name)
+        if res is not None and res.get("failed"):
+            out[host] = res.get("msg") or "failed"
+    return out
+
+
+def switched_hosts(hostvars, hosts, name="__lockstep_activate"):
+    """Hosts whose ``current`` symlink a registered deploy call moved (even if the call failed afterwards)."""
+    return [h for h in hosts if (_reg(hostvars, h, name) or {}).get("switched")]
+
+
+def expect_versions(hosts, done, target, before):
+    """Expected version per host: ``target`` for hosts in ``done``, ``before`` for the others."""
+    done = set(done or [])
+    return {h: (target if h in done else before) for h in hosts}
+
+
+def host_urls(hostvars, hosts, path="", var="lockstep_service_url"):
+    return {h: "%s%s" % (str(hostvars[h][var]).rstrip("/"), path) for h in hosts}
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "host_results": host_results,
+            "host_failures": host_failures,
+            "expect_versions": expect_versions,
+            "switched_hosts": switched_hosts,
+            "host_urls": host_urls,
+        }
