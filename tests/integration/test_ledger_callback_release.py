@@ -165,6 +165,10 @@ def test_loop_items_and_unreachable_host(tmp_path):
     final = recs[-1]
     assert final["status"] == "failed" and final["status_source"] == "ledger" and final["unreachable"] == 1
     assert final["hosts"]["dead"]["result"] == "unreachable" and final["hosts"]["h1"]["result"] == "ok"
+    # a gate reported in a failed result (modules halt with fail_json(lockstep_gate=...))
+    gates = [r for r in recs if r["event"] == "gate"]
+    assert [(g["gate"], g["passed"], g["reporter"]) for g in gates] == [("lock", False, "h1")]
+    assert final["halted_by"] == {"gate": "lock", "host": "controller", "message": "lock held"}
 
 
 def test_ledger_that_fails_mid_release_stops_it(tmp_path):
