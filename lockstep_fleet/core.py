@@ -80,6 +80,16 @@ def namespace_procs(init_pid, name=None):
     return found
 
 
+def signal_pids(pids, *signals):
+    """Send each signal to each PID, ignoring PIDs that are already gone."""
+    for pid in pids:
+        for sig in signals:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+
+
 def listening():
     with open("/proc/net/tcp") as f:
         return render.listening(f.read())
@@ -419,9 +429,7 @@ class Fleet:
         every = ([listener] if listener else []) + sessions
         if action == "stop":
             open(flag, "w").close()
-            for pid in every:
-                os.kill(pid, signal.SIGTERM)
-                os.kill(pid, signal.SIGCONT)
+            signal_pids(every, signal.SIGTERM, signal.SIGCONT)
             wait_for(lambda: addr not in listening() and self.sshd_pids(host) == (None, []), 5,
                      f"sshd of {host} to stop")
         elif action == "start":
@@ -432,8 +440,7 @@ class Fleet:
         elif action in ("freeze", "thaw"):
             if not listener:
                 raise FleetError(f"sshd of {host} is not running")
-            for pid in every:
-                os.kill(pid, signal.SIGSTOP if action == "freeze" else signal.SIGCONT)
+            signal_pids(every, signal.SIGSTOP if action == "freeze" else signal.SIGCONT)
             frozen = action == "freeze"
             wait_for(lambda: (proc_state(listener) == "T") == frozen, 5, f"sshd of {host} to {action}")
         else:
@@ -512,34 +519,39 @@ class Fleet:
         }
 
     # ----- down --------------------------------------------------------------------------------------------
+    def _recorded(self, state):
+        """``[(pid, marker)]`` of every process this fleet started; ``marker`` is in its command line if it is ours."""
+        found = []
+        for name, info in state.get("hosts", {}).items():
+            found += [(info.get("init_pid"), f"hostinit.py\0{name}\0"), (info.get("unshare_pid"), "unshare\0")]
+        for key, marker in (("haproxy", "haproxy"), ("exchange", "exchange.py")):
+            found += [(self._pidfile(getattr(self, f"{key}_pidfile")), marker),
+                      (state.get(key, {}).get("pid"), marker)]
+        return [(pid, marker) for pid, marker in found if pid]
+
     def recorded_pids(self, state=None):
-        """Every PID this fleet recorded: unshare and init per host, HAProxy, exchange."""
-        state = state or self.state() or {}
-        pids = []
-        for info in state.get("hosts", {}).values():
-            pids += [info.get("init_pid"), info.get("unshare_pid")]
-        pids += [self._pidfile(self.haproxy_pidfile), self._pidfile(self.exchange_pidfile)]
-        pids += [state.get("haproxy", {}).get("pid"), state.get("exchange", {}).get("pid")]
-        return sorted({p for p in pids if p})
+        """Every live PID this fleet recorded (unshare and init per host, HAProxy, exchange) that is still ours:
+        a PID whose command line no longer matches was reused by something else and is never signalled."""
+        pids = set()
+        for pid, marker in self._recorded(state or self.state() or {}):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if marker.encode() in f.read() and pid_alive(pid):
+                        pids.add(pid)
+            except OSError:
+                pass
+        return sorted(pids)
 
     def down(self):
         """Stop everything this fleet started (by recorded PID only) and remove its state. Safe when nothing is up."""
         state = self.state() or {}
-        hosts = state.get("hosts", {}).values()
-        for info in hosts:
-            if info.get("init_pid") and pid_alive(info["init_pid"]):
-                os.kill(info["init_pid"], signal.SIGTERM)
-        for path in (self.haproxy_pidfile, self.exchange_pidfile):
-            pid = self._pidfile(path)
-            if pid and pid_alive(pid):
-                os.kill(pid, signal.SIGTERM)
         pids = self.recorded_pids(state)
+        unshares = {info.get("unshare_pid") for info in state.get("hosts", {}).values()}
+        signal_pids([p for p in pids if p not in unshares], signal.SIGTERM)  # unshare ignores it; its init does not
         try:
             wait_for(lambda: not any(pid_alive(p) for p in pids), 3, "fleet processes to exit")
         except FleetError:
-            for p in pids:
-                if pid_alive(p):
-                    os.kill(p, signal.SIGKILL)  # unshare passes it on (--kill-child)
+            signal_pids([p for p in pids if pid_alive(p)], signal.SIGKILL)  # unshare passes it on (--kill-child)
             wait_for(lambda: not any(pid_alive(p) for p in pids), 5, "fleet processes to die")
         self._unmount_leftovers()
         shutil.rmtree(self.dir, ignore_errors=True)
