@@ -38,6 +38,17 @@ def switched_hosts(hostvars, hosts, name="__lockstep_activate"):
     return [h for h in hosts if (_reg(hostvars, h, name) or {}).get("switched")]
 
 
+def pending_hosts(hostvars, hosts, version, name="__lockstep_preflight_state"):
+    """Hosts that do not already run ``version`` from a valid active release: the ones a wave must change.
+    Skipping the others is what makes re-running a release change nothing."""
+    out = []
+    for h in hosts:
+        state = (_reg(hostvars, h, name) or {}).get("lockstep_state") or {}
+        if not (state.get("active_version") == version and state.get("consistent")):
+            out.append(h)
+    return out
+
+
 def expect_versions(hosts, done, target, before):
     """Expected version per host: ``target`` for hosts in ``done``, ``before`` for the others."""
     done = set(done or [])
@@ -55,5 +66,6 @@ class FilterModule:
             "host_failures": host_failures,
             "expect_versions": expect_versions,
             "switched_hosts": switched_hosts,
+            "pending_hosts": pending_hosts,
             "host_urls": host_urls,
         }

@@ -1,0 +1,63 @@
+# lockstep: `make demo` (the main job) and `make test` (every test and the lint) both start with `make setup`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3
+PYTEST_ARGS ?=
+
+.PHONY: setup apt venv artifacts lint unit integration test demo bench fleet-down clean
+
+setup: apt venv artifacts
+
+# Debian packages the fleet needs, installed only when missing (safe to run twice).
+apt:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+artifacts: venv
+	$(PY) sample/build.py --out artifacts
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint -q
+	for m in plugins/modules/*.py; do $(BIN)/ansible-doc lockstep.release.$$(basename $$m .py) > /dev/null || exit 1; done
+	$(BIN)/ansible-doc -t callback lockstep.release.ledger > /dev/null
+	for p in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory/local $$p > /dev/null || exit 1; done
+
+unit: setup
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+test: setup lint
+	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+
+# The main job: a local fleet of 8 hosts on 1.0.0, the Knight release (2.0.0 with one host left behind) halted
+# and rolled back, then a clean release of 2.1.0.
+demo: setup
+	bin/demo
+
+bench: setup
+	$(PY) bench/release_bench.py
+
+fleet-down:
+	bin/fleet down
+
+clean: fleet-down
+	rm -rf artifacts .lockstep

@@ -1,0 +1,71 @@
+"""Clean releases against the real local fleet: bare fleet, 1.0.0 -> 2.1.0 on 8 hosts, idempotence, under load,
+--check mode."""
+
+from __future__ import annotations
+
+import threading
+
+from release_helpers import assert_whole_fleet_on, fleet_versions, release
+
+
+def service_pids(fleet):
+    return {h["name"]: h["service_pid"] for h in fleet.status()["hosts"]}
+
+
+def test_first_release_onto_a_bare_fleet(fleet, tmp_path):
+    fleet.up(hosts=3)
+    run = release(tmp_path, "1.0.0")
+    assert run.rc == 0, run
+    assert run.status == "succeeded", run
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_clean_release_on_8_hosts_keeps_the_old_release_and_is_idempotent(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    run = release(tmp_path, "2.1.0")
+    assert run.rc == 0, run
+    assert run.status == "succeeded", run
+    assert_whole_fleet_on(fleet, "2.1.0")
+    for host in fleet.hosts:
+        kept = fleet.exec(host, "ls", "/srv/order-router/releases").stdout.split()
+        assert "1.0.0" in kept and "2.1.0" in kept, (host, kept)
+    # Every host back in the load balancer and serving.
+    for server in fleet.haproxy("show servers state order_router").splitlines()[2:]:
+        assert server.split()[5] == "2", server  # srv_op_state 2 = running
+
+    pids = service_pids(fleet)
+    again = release(tmp_path, "2.1.0")
+    assert again.rc == 0, again
+    assert again.status == "succeeded", again
+    assert service_pids(fleet) == pids, "re-running the same release restarted a service"
+    assert "changed: [h" not in again.out.replace("changed: [h1 -> lb]", ""), again
+
+
+def test_release_under_traffic_loses_no_request(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    report = {}
+
+    def load():
+        report.update(fleet.traffic(rate=40, seconds=25))
+
+    t = threading.Thread(target=load)
+    t.start()
+    run = release(tmp_path, "2.1.0")
+    t.join()
+    assert run.rc == 0, run
+    assert report["sent"] > 0 and report["failed"] == 0, report
+    assert report["succeeded"] == report["sent"], report
+    assert_whole_fleet_on(fleet, "2.1.0")
+
+
+def test_check_mode_prints_the_plan_and_changes_nothing(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    pids = service_pids(fleet)
+    run = release(tmp_path, "2.1.0", check=True)
+    assert run.rc == 0, run
+    assert "check mode, nothing changed" in run.out and "canary: h1" in run.out, run
+    assert service_pids(fleet) == pids
+    running, on_disk = fleet_versions(fleet)
+    assert set(running.values()) == {"1.0.0"} and set(on_disk.values()) == {"1.0.0"}
+    for host in fleet.hosts:
+        assert fleet.exec(host, "ls", "/srv/order-router/releases").stdout.split() == ["1.0.0"]

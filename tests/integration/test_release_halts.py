@@ -1,0 +1,173 @@
+"""Every way a release must halt: the whole fleet ends on ONE version (the old one), the run exits non-zero,
+and the output names the gate and the host."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from release_helpers import assert_whole_fleet_on, release, start_release
+
+
+def assert_halted(run, status, *words):
+    assert run.rc != 0, run
+    assert run.status == status, run
+    for word in words:
+        assert word in run.out, (word, str(run))
+
+
+def stale_pidfile(fleet, host):
+    """The old process keeps running after a restart: the pidfile names another process, so `ctl restart` leaves
+    the real one alone and the new one cannot take its port (the Knight server that never got the new code)."""
+    fleet.exec(host, "sh", "-c", "setsid sleep 600 >/dev/null 2>&1 </dev/null & echo $! > "
+               "/srv/order-router/run/router.pid", check=True)
+
+
+def hook(tmp_path, name, body):
+    path = tmp_path / ("%s.yml" % name)
+    path.write_text(body)
+    return str(path)
+
+
+def test_host_left_out_by_limit_refuses(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    run = release(tmp_path, "2.1.0", limit="all:!h8")
+    assert_halted(run, "refused", "h8", "--limit")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_partial_release_needs_a_reason_and_never_succeeds(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    run = release(tmp_path, "2.1.0", limit="all:!h4",
+                  extra={"lockstep_allow_partial": True, "lockstep_partial_reason": "h4 is being re-imaged"})
+    assert run.rc == 0, run
+    assert run.status == "partial", run
+
+
+def test_unreachable_host_at_preflight_refuses_stopped(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    fleet.sshd("h3", "stop")
+    run = release(tmp_path, "2.1.0")
+    assert_halted(run, "refused", "h3")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_unreachable_host_at_preflight_refuses_frozen(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    fleet.sshd("h6", "freeze")
+    run = release(tmp_path, "2.1.0")
+    assert_halted(run, "refused", "h6")
+    fleet.sshd("h6", "thaw")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_sshd_stopped_between_canary_and_second_wave_rolls_back(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    after_wave = hook(tmp_path, "after_wave", f"""
+- name: Test hook - h5 goes dark right after the canary
+  ansible.builtin.command: {fleet.root}/bin/fleet sshd h5 stop
+  delegate_to: localhost
+  run_once: true
+  changed_when: true
+  when: hostvars['localhost'].__lockstep_wave_index | int == 1
+""")
+    run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"after_wave": after_wave}})
+    assert_halted(run, "rolled_back", "h5", "unreachable")
+    fleet.sshd("h5", "start")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_switch_failure_on_one_host_rolls_back(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    # Something sits where the new symlink must be created: the atomic switch cannot happen on h3.
+    fleet.exec("h3", "sh", "-c", "mkdir -p /srv/order-router/.current.lockstep-new/x", check=True)
+    run = release(tmp_path, "2.1.0")
+    assert_halted(run, "rolled_back", "h3", "switching current")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_old_process_still_running_after_switch_is_caught(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    stale_pidfile(fleet, "h4")
+    run = release(tmp_path, "2.1.0", extra={"lockstep_switch_timeout": 5})
+    assert_halted(run, "rolled_back", "h4", "running-version check failed")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_corrupted_artifact_refuses_before_touching_a_host(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(Path(fleet.root) / "artifacts", artifacts)
+    with open(artifacts / "order-router-2.1.0.tar.gz", "r+b") as f:
+        f.seek(100)
+        f.write(b"\0corrupted\0")
+    run = release(tmp_path, "2.1.0", extra={"lockstep_artifact_dir": str(artifacts)})
+    assert_halted(run, "refused", "corrupted", "artifact-integrity")
+    assert_whole_fleet_on(fleet, "1.0.0")
+    assert fleet.exec("h1", "ls", "/srv/order-router/releases").stdout.split() == ["1.0.0"]
+
+
+def test_existing_release_dir_with_wrong_content_refuses(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    fleet.exec("h2", "sh", "-c", "mkdir -p /srv/order-router/releases/2.1.0 && echo impostor > "
+               "/srv/order-router/releases/2.1.0/router.py", check=True)
+    run = release(tmp_path, "2.1.0")
+    assert_halted(run, "refused", "h2", "releases/2.1.0 already exists with the wrong content")
+    assert_whole_fleet_on(fleet, "1.0.0")
+    assert fleet.exec("h2", "cat", "/srv/order-router/releases/2.1.0/router.py").stdout.strip() == "impostor"
+
+
+def test_smoke_failure_after_last_wave_rolls_back(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    for host in fleet.hosts:
+        if host != "h6":
+            fleet.exec(host, "touch", "/srv/order-router/smoke-ok", check=True)
+    run = release(tmp_path, "2.1.0", extra={"lockstep_smoke_commands": ["test -e /srv/order-router/smoke-ok"]})
+    assert_halted(run, "rolled_back", "smoke", "h6")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_metrics_threshold_breached_during_watch_rolls_back(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    strict = [{"name": "child orders per parent order", "metric": "order_router_child_orders_sent_total",
+               "per": "order_router_orders_received_total", "max": 0.5}]
+    run = release(tmp_path, "2.1.0", extra={"lockstep_watch_thresholds": strict, "lockstep_watch_seconds": 2})
+    assert_halted(run, "rolled_back", "watch", "child orders per parent order")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_concurrent_release_is_refused_and_the_first_is_unharmed(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    first = start_release(tmp_path / "first", "2.1.0", extra={"lockstep_watch_seconds": 25})
+    lock = Path(fleet.root) / ".fleet" / "lockstep-release.lock"
+    deadline = time.monotonic() + 120
+    while not lock.exists():
+        assert first.poll() is None, first.stdout.read()
+        assert time.monotonic() < deadline, "first release never took the lock"
+        time.sleep(0.2)
+    second = release(tmp_path / "second", "2.2.0")
+    out, _ = first.communicate(timeout=300)
+    assert_halted(second, "refused", "another release holds the lock")
+    assert first.returncode == 0, out
+    assert_whole_fleet_on(fleet, "2.1.0")
+    assert not lock.exists()
+
+
+def test_rollback_that_cannot_complete_drains_the_host(fleet, tmp_path):
+    fleet.up(hosts=8, version="1.0.0")
+    before_rollback = hook(tmp_path, "before_rollback", f"""
+- name: Test hook - h7 goes dark just before the rollback
+  ansible.builtin.command: {fleet.root}/bin/fleet sshd h7 stop
+  delegate_to: localhost
+  run_once: true
+  changed_when: true
+""")
+    run = release(tmp_path, "2.1.0", extra={"lockstep_smoke_commands": ["false"],
+                                            "lockstep_hooks": {"before_rollback": before_rollback}})
+    assert_halted(run, "rollback_failed", "h7", "ROLLBACK FAILED")
+    state = fleet.haproxy("show servers state order_router")
+    h7 = next(line for line in state.splitlines() if " h7 " in line)
+    assert h7.split()[6] in ("1", "33"), h7  # srv_admin_state: forced maintenance
+    others = [line for line in state.splitlines()[2:] if " h7 " not in line]
+    assert all(line.split()[6] == "0" for line in others), state
