@@ -326,7 +326,8 @@ class Fleet:
             shutil.rmtree(tmp, ignore_errors=True)
             os.makedirs(tmp)
             with tarfile.open(tarball) as tar:
-                tar.extractall(tmp, filter="tar")
+                # Python < 3.11.4 (Debian's /usr/bin/python3) has no extraction filters.
+                tar.extractall(tmp, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
             with open(os.path.join(tmp, "MANIFEST.json"), "w") as f:
                 json.dump(manifest, f, indent=2, sort_keys=True)
                 f.write("\n")
