@@ -165,6 +165,26 @@ from ansible_collections.lockstep.release.plugins.module_utils.tree_hash import 
 SWITCH_TMP = ".current.lockstep-new"
 
 
+def safe_extract(tar, dest):
+    """Unpack only plain files, directories and relative symlinks that stay inside ``dest``.
+
+    Python 3.11.4+ has ``filter="data"`` for this; hosts may run an older 3.11 (Debian 12 ships 3.11.2).
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = os.path.realpath(dest)
+    for member in tar.getmembers():
+        target = os.path.realpath(os.path.join(root, member.name))
+        if not (member.isfile() or member.isdir() or member.issym()) or not target.startswith(root + os.sep):
+            raise ValueError("unsafe archive member %r" % member.name)
+        if member.issym():
+            link = os.path.realpath(os.path.join(os.path.dirname(target), member.linkname))
+            if os.path.isabs(member.linkname) or not link.startswith(root + os.sep):
+                raise ValueError("archive symlink %r points outside the release" % member.name)
+    tar.extractall(dest)
+
+
 class Deployer:
     def __init__(self, module):
         self.module = module
@@ -227,7 +247,7 @@ class Deployer:
         os.mkdir(tmp)
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-                tar.extractall(tmp, filter="data")
+                safe_extract(tar, tmp)
             content = tree_hash(tmp)
             if content != manifest.get("content_sha256"):
                 self.fail("unpacked content sha256 %s does not match the manifest's %s" % (
