@@ -18,7 +18,7 @@ from ansible_collections.lockstep.release.plugins.module_utils import ledger  # 
 FAST = {"lockstep_watch_seconds": 0}
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     rc: int
     out: str
@@ -38,7 +38,7 @@ class Run:
                 return rec.get("status")
         return None
 
-    def __str__(self):
+    def __repr__(self):
         return "rc=%s status=%s\n%s" % (self.rc, self.status, self.out[-6000:])
 
 
