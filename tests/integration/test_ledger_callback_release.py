@@ -126,10 +126,15 @@ def test_successful_release(tmp_path):
 def test_status_derived_by_the_ledger_without_set_stats(tmp_path):
     """A run that never reports lockstep_status (it died before finish) gets the ledger's own status."""
     proc, ledger_dir = run_playbook(tmp_path, playbook="nolog.yml", extra_vars={"db_password": "x" * 8})
-    final = records(only_ledger(ledger_dir))[-1]
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # both failures were rescued: the play went on
+    recs = records(only_ledger(ledger_dir))
+    final = recs[-1]
     assert final["status_source"] == "ledger"
-    assert final["status"] == "succeeded"  # both failures were ignored
     assert final["reported_status"] is None
+    # a rescued failure is still a failure of the release (not ignored): the derived status says so
+    assert [(r["host"], r["ignored"]) for r in recs if r["event"] == "host_failed"] == [("h1", False), ("h1", False)]
+    assert final["status"] == "failed" and final["failures"] == 2
+    assert final["hosts"]["h1"]["result"] == "failed" and final["hosts"]["h2"]["result"] == "ok"
 
 
 def test_unwritable_ledger_stops_the_release_before_any_task(tmp_path):
@@ -164,7 +169,13 @@ def test_loop_items_and_unreachable_host(tmp_path):
     assert unreachable[0]["message"]
     final = recs[-1]
     assert final["status"] == "failed" and final["status_source"] == "ledger" and final["unreachable"] == 1
-    assert final["hosts"]["dead"]["result"] == "unreachable" and final["hosts"]["h1"]["result"] == "ok"
+    assert final["hosts"]["dead"]["result"] == "unreachable" and final["hosts"]["h1"]["result"] == "failed"
+    # the halting gate's failed result is recorded although a rescue let the play go on
+    failed = [r for r in recs if r["event"] == "host_failed"]
+    assert [(r["host"], r["task"], r["ignored"]) for r in failed] == [
+        ("h1", "A gate that halts in a failed result", False)]
+    assert final["failures"] == 1
+    assert "TASK [The halted gate was handled]" in proc.stdout
     # a gate reported in a failed result (modules halt with fail_json(lockstep_gate=...))
     gates = [r for r in recs if r["event"] == "gate"]
     assert [(g["gate"], g["passed"], g["reporter"]) for g in gates] == [("lock", False, "h1")]

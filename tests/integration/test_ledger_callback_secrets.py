@@ -33,6 +33,11 @@ def test_secrets_are_absent_from_every_output(tmp_path):
     extra = recs[0]["extra_vars"]
     assert extra["db_password"] == "********" and extra["api_token"] == "********"
     assert extra["release_note"] == "hello"
+    # both failures are recorded (their rescues let the play go on; they are failures, not ignored ones)
+    assert [(r["host"], r["task"], r["ignored"]) for r in recs if r["event"] == "host_failed"] == [
+        ("h1", "A no_log task that fails with a secret in its message", False),
+        ("h1", "A task that fails on a message quoting the secret extra var", False)]
+    assert "rescued=2" in proc.stdout
     failed = {(r["host"], r["task"]): r["message"] for r in recs if r["event"] == "host_failed"}
     assert failed[("h1", "A no_log task that fails with a secret in its message")] == "output hidden (no_log)"
     # a non-no_log message quoting the secret extra var is scrubbed
