@@ -49,6 +49,27 @@ def pending_hosts(hostvars, hosts, version, name="__lockstep_preflight_state"):
     return out
 
 
+def previous_release(hostvars, hosts, name="__lockstep_rollback_state"):
+    """The release to roll back to: the newest release older than the fleet's active one that every host keeps
+    with valid content. None when there is none."""
+    from ansible_collections.lockstep.release.plugins.module_utils.release_state import version_key
+
+    states = [(_reg(hostvars, h, name) or {}).get("lockstep_state") for h in hosts]
+    states = [s for s in states if s]
+    if not states or len(states) != len(hosts):
+        return None
+    actives = [s.get("active_version") for s in states if s.get("active_version")]
+    if not actives:
+        return None
+    active = max(set(actives), key=actives.count)
+    common = None
+    for s in states:
+        kept = {r["version"] for r in s.get("releases", []) if r.get("valid")}
+        common = kept if common is None else common & kept
+    older = [v for v in common or () if version_key(v) < version_key(active)]
+    return max(older, key=version_key) if older else None
+
+
 def expect_versions(hosts, done, target, before):
     """Expected version per host: ``target`` for hosts in ``done``, ``before`` for the others."""
     done = set(done or [])
@@ -67,5 +88,6 @@ class FilterModule:
             "expect_versions": expect_versions,
             "switched_hosts": switched_hosts,
             "pending_hosts": pending_hosts,
+            "previous_release": previous_release,
             "host_urls": host_urls,
         }
