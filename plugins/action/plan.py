@@ -99,6 +99,7 @@ class ActionModule(ActionBase):
                 "artifact_bytes": os.path.getsize(artifact_path),
                 "serial": serial,
                 "waves": plan,
+                "summary": " | ".join(lines),
                 "user": getpass.getuser(),
                 "controller": socket.gethostname(),
                 # The worker's parent is the ansible-playbook process: the lock's owner, for stale detection.

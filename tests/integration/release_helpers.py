@@ -58,8 +58,9 @@ def env(tmp_path, **extra):
 
 def release_cmd(version, extra=None, limit=None, check=False, playbook="release.yml"):
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", os.path.join(REPO, "inventory", "local"),
-           os.path.join(REPO, "playbooks", playbook), "-e", json.dumps(dict(FAST, lockstep_version=version,
-                                                                            **(extra or {})))]
+           os.path.join(REPO, "playbooks", playbook), "-e", json.dumps(dict(FAST, **(extra or {})))]
+    if version is not None:
+        cmd += ["-e", json.dumps({"lockstep_version": version})]
     if limit:
         cmd += ["--limit", limit]
     if check:

@@ -75,10 +75,10 @@ def test_manual_rollback_to_the_previous_release_through_the_same_gates(fleet, t
     fleet.up(hosts=4, version="1.0.0")
     assert release(tmp_path, "2.1.0").rc == 0
     assert release(tmp_path, "2.2.0").rc == 0
-    run = release(tmp_path, "", playbook="rollback.yml")
+    run = release(tmp_path, None, playbook="rollback.yml")
     assert run.rc == 0, run
     assert run.status == "succeeded", run
     assert_whole_fleet_on(fleet, "2.1.0")
-    named = release(tmp_path, "", playbook="rollback.yml", extra={"lockstep_rollback_to": "1.0.0"})
+    named = release(tmp_path, None, playbook="rollback.yml", extra={"lockstep_rollback_to": "1.0.0"})
     assert named.rc == 0, named
     assert_whole_fleet_on(fleet, "1.0.0")
