@@ -20,7 +20,9 @@ INLINE_MAX = 4 * 1024 * 1024
 
 
 class ActionModule(GuardedAction):
-    TRANSFERS_FILES = True
+    # False on purpose: True makes ActionBase.run() open a connection for a temp dir before run_guarded() can turn
+    # an unreachable host into a failure. The rare large artifact makes its temp dir inside the guard below.
+    TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
         result = super(GuardedAction, self).run(tmp, task_vars)

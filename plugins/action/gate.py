@@ -23,12 +23,13 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     ARGS = dict(
+        halt=dict(type="bool", default=True),
         gate=dict(type="str", required=True),
         expect=dict(type="dict", required=True),
         states=dict(type="dict", default={}),
+        state_hosts=dict(type="list", elements="str"),
         version_urls=dict(type="dict", default={}),
         wave=dict(type="dict"),
-        report_only=dict(type="bool", default=False),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -37,6 +38,9 @@ class ActionModule(ActionBase):
         expect = args["expect"]
         probes = fan_out(_probe, {h: args["version_urls"][h] for h in expect if h in args["version_urls"]})
         hosts, halted = {}, []
+        # Hosts whose on-disk state must be known; by default every host when states are given at all.
+        state_hosts = set(args["state_hosts"] if args["state_hosts"] is not None else (
+            expect if args["states"] or not args["version_urls"] else ()))
         for host in sorted(expect):
             want = expect[host]
             row = {"expected": want}
@@ -53,7 +57,7 @@ class ActionModule(ActionBase):
                 if want is not None and not (run.get("version") == want and run.get("from_active")):
                     problems.append("process %s runs %s from %s" % (
                         run.get("pid"), run.get("version"), run.get("cwd") or run.get("error")))
-            elif args["states"] or not args["version_urls"]:
+            elif host in state_hosts:
                 problems.append("did not report its state")
             if host in probes:
                 p = probes[host]
@@ -67,11 +71,7 @@ class ActionModule(ActionBase):
         extra = {}
         if args["wave"]:
             extra["wave"] = args["wave"]
-        result = gate_result(args["gate"], hosts, halted, **extra)
+        result = gate_result(args["gate"], hosts, halted, halt=args["halt"], **extra)
         if args["wave"] and not halted:
             result["lockstep_wave"] = args["wave"]
-        if args["report_only"]:
-            # A census, not a gate: the caller wants to know what runs where, whatever it is.
-            result["failed"] = False
-            result["lockstep_gate"]["report_only"] = True
         return result

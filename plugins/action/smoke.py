@@ -47,6 +47,7 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     ARGS = dict(
+        halt=dict(type="bool", default=True),
         checks=dict(type="list", elements="dict", default=[]),
         hosts=dict(type="dict", required=True),
         lb_url=dict(type="str"),
@@ -84,4 +85,4 @@ class ActionModule(ActionBase):
             hosts.setdefault(host, {})[name] = problem or "ok"
             if problem:
                 halted.append((host, "smoke check %r failed: %s" % (name, problem)))
-        return gate_result(a["gate"], hosts, halted, checks=len(jobs))
+        return gate_result(a["gate"], hosts, halted, checks=len(jobs), halt=a["halt"])

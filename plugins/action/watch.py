@@ -42,7 +42,8 @@ def evaluate(threshold, totals):
     per = threshold.get("per")
     if per:
         denominator = totals.get(per, 0.0)
-        if denominator < float(threshold.get("min_count", 1)):
+        # Too little traffic to judge a ratio yet; with none at all there is no ratio (even with min_count 0).
+        if denominator <= 0 or denominator < float(threshold.get("min_count", 1)):
             return None
         value = value / denominator
     if "max" in threshold and value > float(threshold["max"]):
@@ -55,6 +56,7 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     ARGS = dict(
+        halt=dict(type="bool", default=True),
         metrics_urls=dict(type="dict", required=True),
         thresholds=dict(type="list", elements="dict", default=[]),
         seconds=dict(type="float", default=0),
@@ -86,5 +88,5 @@ class ActionModule(ActionBase):
                     if breach:
                         halted.append((host, "threshold breached during the watch: %s" % breach))
             if halted or time.monotonic() >= deadline:
-                return gate_result(a["gate"], hosts, halted, scrapes=scrapes, seconds=a["seconds"])
+                return gate_result(a["gate"], hosts, halted, scrapes=scrapes, seconds=a["seconds"], halt=a["halt"])
             time.sleep(min(a["interval"], max(0.0, deadline - time.monotonic())))

@@ -17,8 +17,9 @@ import urllib.request
 
 from ansible_collections.lockstep.release.plugins.module_utils.tree_hash import MANIFEST_NAME, tree_hash
 
-# A version is a directory name on every host: no path separators, no dot-dot, no leading dash.
-VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$")
+# A version is a directory name on every host: no path separators, no dot-dot, no leading dash. \Z, not $: "$" also
+# matches before a trailing newline, which would make "2.1.0\n" a directory name.
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}\Z")
 
 
 def valid_version(version):

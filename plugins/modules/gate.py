@@ -15,6 +15,12 @@ description:
     reports on its version URL, probed concurrently from the controller.
   - Fails naming the gate and the first host that is wrong.
 options:
+  halt:
+    description:
+      - Fail when the gate does not pass. With C(false) the result says C(passed=false) and the caller records the
+        halt (lockstep's roles do, so that no C(run_once) failure drops hosts from the rest of the run).
+    type: bool
+    default: true
   gate:
     description: Name of the gate, for messages and the ledger.
     type: str
@@ -27,14 +33,16 @@ options:
     description: Host name to C(lockstep_state); a host listed in I(expect) but missing here did not report.
     type: dict
     default: {}
+  state_hosts:
+    description:
+      - Hosts that must appear in I(states); the others are judged by their version URL alone. Default - every
+        host of I(expect) when I(states) is given.
+    type: list
+    elements: str
   version_urls:
     description: Host name to version URL to probe from the controller.
     type: dict
     default: {}
-  report_only:
-    description: Report what every host runs without failing (a census, used for the final summary).
-    type: bool
-    default: false
   wave:
     description: Wave progress to publish as C(lockstep_wave) when the gate passes.
     type: dict
@@ -58,7 +66,13 @@ EXAMPLES = r"""
   lockstep.release.gate:
     gate: verify
     expect: "{{ dict(groups['app'] | zip(groups['app'] | map('extract', hostvars, 'x') | map('default', '2.1.0'))) }}"
-    version_urls: "{{ urls }}"
+    state_hosts:
+    description:
+      - Hosts that must appear in I(states); the others are judged by their version URL alone. Default - every
+        host of I(expect) when I(states) is given.
+    type: list
+    elements: str
+  version_urls: "{{ urls }}"
   run_once: true
 """
 

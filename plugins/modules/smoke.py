@@ -14,6 +14,12 @@ description:
     order (for a behavioural check, send an order, then ask the exchange what it received).
   - In strings, C({host}), C({url}) (the host's service URL), C({lb}), C({version}) and C({run}) are replaced.
 options:
+  halt:
+    description:
+      - Fail when the gate does not pass. With C(false) the result says C(passed=false) and the caller records the
+        halt (lockstep's roles do, so that no C(run_once) failure drops hosts from the rest of the run).
+    type: bool
+    default: true
   checks:
     description: List of checks - C(name), C(per_host) (default true), and either C(steps) or one step's keys -
       C(url), C(method), C(body), C(status), C(body_contains), C(json) (expected subset).

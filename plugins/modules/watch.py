@@ -14,6 +14,12 @@ description:
     and fails on the first threshold breached or host that cannot be scraped.
   - Values are counter totals since the service started; a threshold with C(per) is a ratio of two counters.
 options:
+  halt:
+    description:
+      - Fail when the gate does not pass. With C(false) the result says C(passed=false) and the caller records the
+        halt (lockstep's roles do, so that no C(run_once) failure drops hosts from the rest of the run).
+    type: bool
+    default: true
   metrics_urls:
     description: Host name to metrics URL.
     type: dict

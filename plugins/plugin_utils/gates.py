@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 
-def gate_result(gate, hosts, halted, extra_msg=None, **extra):
-    """``halted`` is a list of ``(host, message)``; the gate passes when it is empty."""
+def gate_result(gate, hosts, halted, extra_msg=None, halt=True, **extra):
+    """``halted`` is a list of ``(host, message)``; the gate passes when it is empty. With ``halt=False`` a gate
+    that does not pass still returns normally: the role records the halt itself (a failing ``run_once`` task would
+    make Ansible drop every other host of the play from the rest of the run)."""
     passed = not halted
     if passed:
         msg = "gate %s passed on %d host(s)" % (gate, len(hosts))
@@ -18,7 +20,7 @@ def gate_result(gate, hosts, halted, extra_msg=None, **extra):
         msg = "%s; %s" % (msg, extra_msg)
     result = {
         "changed": False,
-        "failed": not passed,
+        "failed": not passed and halt,
         "msg": msg,
         "lockstep_gate": {
             "gate": gate,

@@ -34,10 +34,12 @@ def serial_list(canary, waves):
     """The ``serial`` value for the rollout play: the canary, then the waves (all validated)."""
     if not isinstance(waves, list) or not waves:
         raise WaveSpecError("lockstep_waves must be a non-empty list such as [\"25%%\", \"100%%\"], got %r" % (waves,))
-    parse_wave(canary)
+    kind, canary_hosts = parse_wave(canary)
+    if kind != "n":
+        raise WaveSpecError("lockstep_canary %r must be a number of hosts (e.g. 1), not a percentage" % (canary,))
     for w in waves:
         parse_wave(w)
-    return [int(canary)] + [w.strip() if isinstance(w, str) else w for w in waves]
+    return [canary_hosts] + [w.strip() if isinstance(w, str) else w for w in waves]
 
 
 def batches(hosts, serial):

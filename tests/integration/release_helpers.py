@@ -108,3 +108,13 @@ def assert_whole_fleet_on(fleet, version):
     running, on_disk = fleet_versions(fleet)
     assert set(running.values()) == {version}, running
     assert set(on_disk.values()) == {version}, on_disk
+
+
+def lb_status(fleet):
+    """``{server: status}`` of the order_router backend from HAProxy's own ``show stat`` (UP, DRAIN, MAINT...)."""
+    import csv
+    import io
+
+    rows = csv.DictReader(io.StringIO(fleet.haproxy("show stat").lstrip("# ")))
+    return {r["svname"]: r["status"] for r in rows if r["pxname"] == "order_router" and r["svname"] not in (
+        "FRONTEND", "BACKEND")}
