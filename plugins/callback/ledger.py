@@ -551,7 +551,9 @@ class CallbackModule(CallbackBase):
                 else:
                     entry["result"] = "ok"
         reported = self._reported.get("lockstep_hosts")
-        if isinstance(reported, dict):
+        if isinstance(reported, dict) and reported:
+            # The playbook named its fleet: hosts outside it (a load balancer, the controller) are not rows.
+            hosts = {h: v for h, v in hosts.items() if h in reported}
             for host, values in reported.items():
                 if isinstance(values, dict):
                     entry = hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})

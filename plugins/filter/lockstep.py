@@ -70,6 +70,31 @@ def previous_release(hostvars, hosts, name="__lockstep_rollback_state"):
     return max(older, key=version_key) if older else None
 
 
+def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=()):
+    """Per host ``{"before", "after", "phase", "result"}`` for the ledger, the summary and AWX: the version before
+    (preflight state), the version its process reports now (final census), the last phase that changed it, and
+    what happened to it."""
+    out = {}
+    switched = set(switched_hosts(hostvars, hosts))
+    rolled = set(switched_hosts(hostvars, hosts, "__lockstep_rollback"))
+    for h in hosts:
+        state = ((_reg(hostvars, h, "__lockstep_preflight_state") or {}).get("lockstep_state") or {})
+        after = ((census or {}).get(h) or {}).get("reported_version")
+        if h in excluded:
+            phase, result = "preflight", "excluded"
+        elif h in killed:
+            phase, result = "rollback", "drained"
+        elif h in rolled:
+            phase, result = "rollback", "rolled_back"
+        elif h in switched:
+            phase, result = "finish", "released" if status in ("succeeded", "partial") else "changed"
+        else:
+            phase, result = "preflight", "unchanged"
+        out[h] = {"before": state.get("running_version") or state.get("active_version"), "after": after,
+                  "phase": phase, "result": result}
+    return out
+
+
 def expect_versions(hosts, done, target, before):
     """Expected version per host: ``target`` for hosts in ``done``, ``before`` for the others."""
     done = set(done or [])
@@ -89,5 +114,6 @@ class FilterModule:
             "switched_hosts": switched_hosts,
             "pending_hosts": pending_hosts,
             "previous_release": previous_release,
+            "host_outcomes": host_outcomes,
             "host_urls": host_urls,
         }
