@@ -1,0 +1,131 @@
+"""lockstep's filters on plain dicts shaped like ``hostvars`` (host -> registered results)."""
+
+import pytest
+
+from ansible_collections.lockstep.release.plugins.filter.lockstep import (
+    FilterModule,
+    expect_versions,
+    host_failures,
+    host_results,
+    host_urls,
+    pending_hosts,
+    previous_release,
+    switched_hosts,
+)
+
+HOSTS = ["h1", "h2", "h3", "h4"]
+
+
+def test_all_filters_are_registered():
+    assert set(FilterModule().filters()) >= {"host_results", "host_failures", "expect_versions", "switched_hosts",
+                                             "pending_hosts", "previous_release", "host_urls"}
+
+
+@pytest.fixture
+def hostvars():
+    return {
+        "h1": {"st": {"changed": False, "lockstep_state": {"active_version": "2.0.0"}}},
+        "h2": {"st": {"failed": True, "msg": "host unreachable: ssh timeout"}},
+        "h3": {"st": {"skipped": True}},
+        "h4": {"other": {"changed": True}},  # never registered st
+        "h5": {"st": {"lockstep_state": {"active_version": "9.9.9"}}},  # not among the hosts asked about
+    }
+
+
+def test_host_results_keeps_only_hosts_that_succeeded(hostvars):
+    assert host_results(hostvars, HOSTS, "st") == {"h1": hostvars["h1"]["st"]}
+    assert host_results(hostvars, HOSTS, "st", "lockstep_state") == {"h1": {"active_version": "2.0.0"}}
+
+
+def test_host_results_tolerates_hosts_missing_from_hostvars(hostvars):
+    assert host_results(hostvars, ["h1", "ghost"], "st", "lockstep_state") == {"h1": {"active_version": "2.0.0"}}
+
+
+def test_host_results_ignores_non_dict_values():
+    assert host_results({"h1": {"st": "a string"}, "h2": {"st": None}}, ["h1", "h2"], "st") == {}
+
+
+def test_host_failures_maps_failed_hosts_to_their_message(hostvars):
+    assert host_failures(hostvars, HOSTS, "st") == {"h2": "host unreachable: ssh timeout"}
+    assert host_failures({"h1": {"st": {"failed": True}}}, ["h1"], "st") == {"h1": "failed"}
+    assert host_failures(hostvars, ["ghost"], "st") == {}
+
+
+def test_switched_hosts_includes_failed_calls_that_moved_current():
+    hv = {
+        "h1": {"__lockstep_activate": {"switched": True, "changed": True}},
+        "h2": {"__lockstep_activate": {"switched": True, "failed": True, "msg": "health check failed"}},
+        "h3": {"__lockstep_activate": {"switched": False, "failed": True}},
+        "h4": {},
+    }
+    assert switched_hosts(hv, HOSTS) == ["h1", "h2"]
+    assert switched_hosts({"h1": {"act": {"switched": True}}}, ["h1"], name="act") == ["h1"]
+
+
+def _state(active, consistent=True, releases=()):
+    return {"lockstep_state": {"active_version": active, "consistent": consistent,
+                               "releases": [{"version": v, "valid": ok} for v, ok in releases]}}
+
+
+def test_pending_hosts_are_those_not_already_running_the_version_consistently():
+    hv = {
+        "h1": {"__lockstep_preflight_state": _state("2.1.0")},
+        "h2": {"__lockstep_preflight_state": _state("2.1.0", consistent=False)},
+        "h3": {"__lockstep_preflight_state": _state("2.0.0")},
+        "h4": {},
+    }
+    assert pending_hosts(hv, HOSTS, "2.1.0") == ["h2", "h3", "h4"]
+    assert pending_hosts(hv, HOSTS, "2.0.0") == ["h1", "h2", "h4"]
+
+
+def test_expect_versions():
+    assert expect_versions(HOSTS, ["h1", "h3"], "2.1.0", "2.0.0") == {
+        "h1": "2.1.0", "h2": "2.0.0", "h3": "2.1.0", "h4": "2.0.0"}
+    assert expect_versions(["h1"], None, "2.1.0", None) == {"h1": None}
+
+
+def _rb(active, *releases):
+    return {"__lockstep_rollback_state": _state(active, releases=releases)}
+
+
+def test_previous_release_is_the_newest_older_release_every_host_keeps_valid():
+    hv = {
+        "h1": _rb("1.10.0", ("1.8.0", True), ("1.9.0", True), ("1.10.0", True), ("1.11.0", True)),
+        "h2": _rb("1.10.0", ("1.8.0", True), ("1.9.0", True), ("1.10.0", True)),
+    }
+    # 1.9.0 sorts before 1.10.0 numerically; 1.11.0 is newer than the active release.
+    assert previous_release(hv, ["h1", "h2"]) == "1.9.0"
+
+
+def test_previous_release_skips_a_release_one_host_holds_with_bad_content():
+    hv = {
+        "h1": _rb("2.1.0", ("1.0.0", True), ("2.0.0", True), ("2.1.0", True)),
+        "h2": _rb("2.1.0", ("1.0.0", True), ("2.0.0", False), ("2.1.0", True)),
+    }
+    assert previous_release(hv, ["h1", "h2"]) == "1.0.0"
+
+
+def test_previous_release_follows_the_fleet_majority_active_version():
+    hv = {
+        "h1": _rb("2.1.0", ("2.0.0", True), ("2.1.0", True)),
+        "h2": _rb("2.1.0", ("2.0.0", True), ("2.1.0", True)),
+        "h3": _rb("2.0.0", ("2.0.0", True), ("2.1.0", True)),
+    }
+    assert previous_release(hv, ["h1", "h2", "h3"]) == "2.0.0"
+
+
+@pytest.mark.parametrize("hv, hosts", [
+    ({}, []),  # no hosts
+    ({"h1": _rb("2.1.0", ("2.0.0", True)), "h2": {}}, ["h1", "h2"]),  # a host did not report
+    ({"h1": _rb(None, ("2.0.0", True))}, ["h1"]),  # nothing active
+    ({"h1": _rb("1.0.0", ("1.0.0", True))}, ["h1"]),  # nothing older
+    ({"h1": _rb("2.1.0", ("2.0.0", True)), "h2": _rb("2.1.0", ("1.0.0", True))}, ["h1", "h2"]),  # nothing common
+])
+def test_previous_release_is_none_when_there_is_nothing_safe_to_return_to(hv, hosts):
+    assert previous_release(hv, hosts) is None
+
+
+def test_host_urls():
+    hv = {"h1": {"lockstep_service_url": "http://10.0.0.1:8080/"}, "h2": {"lockstep_service_url": "http://h2"}}
+    assert host_urls(hv, ["h1", "h2"], "/version") == {"h1": "http://10.0.0.1:8080/version",
+                                                       "h2": "http://h2/version"}

@@ -1,0 +1,97 @@
+"""lockstep.release.smoke: placeholder substitution, and real checks against a local HTTP service."""
+
+import pytest
+
+from ansible_collections.lockstep.release.plugins.action.smoke import substitute
+
+NAMES = {"host": "h1", "url": "http://10.0.0.1:8080", "lb": "http://lb:8000", "version": "2.1.0", "run": "r-7",
+         "flags": ["rli", "odd"]}
+
+
+def test_exact_flags_placeholder_becomes_the_list_of_flags():
+    assert substitute("{flags}", NAMES) == ["rli", "odd"]
+    out = substitute({"flags": "{flags}"}, NAMES)
+    assert out == {"flags": ["rli", "odd"]}
+    out["flags"].append("mutated")
+    assert NAMES["flags"] == ["rli", "odd"]  # a copy, not the caller's list
+
+
+def test_no_flags_is_an_empty_list():
+    assert substitute("{flags}", dict(NAMES, flags=[])) == []
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("{url}/orders", "http://10.0.0.1:8080/orders"),
+    ("{lb}/orders", "http://lb:8000/orders"),
+    ("{run}-{host}-{version}", "r-7-h1-2.1.0"),
+    ("{host}{host}", "h1h1"),
+    ("plain", "plain"),
+    ("{unknown}", "{unknown}"),
+])
+def test_placeholders_in_strings(value, expected):
+    assert substitute(value, NAMES) == expected
+
+
+def test_substitution_reaches_into_lists_and_dicts_and_leaves_other_values():
+    step = {"url": "{url}/orders", "method": "POST", "status": 200,
+            "body": {"id": "{run}-{host}", "qty": 100, "flags": "{flags}", "tags": ["{version}", None, True]},
+            "json": {"version": "{version}"}}
+    assert substitute(step, NAMES) == {
+        "url": "http://10.0.0.1:8080/orders", "method": "POST", "status": 200,
+        "body": {"id": "r-7-h1", "qty": 100, "flags": ["rli", "odd"], "tags": ["2.1.0", None, True]},
+        "json": {"version": "2.1.0"}}
+
+
+@pytest.fixture
+def order_service(http_service):
+    """h1 and h2 route orders and report 2.1.0; the load balancer path does too; h3 answers 500."""
+    def orders(version):
+        return lambda method, path, body: (200, {"parent_id": body["id"], "child_orders": 1, "version": version})
+
+    svc = http_service({"/h1/orders": orders("2.1.0"), "/h2/orders": orders("2.1.0"), "/lb/orders": orders("2.1.0"),
+                        "/h3/orders": (500, {"error": "boom"})})
+    return svc
+
+
+def smoke(svc, hosts, **extra):
+    checks = [{"name": "order with the new flags", "url": "{url}/orders", "method": "POST",
+               "body": {"id": "{run}-{host}", "symbol": "ABC", "qty": 100, "flags": "{flags}"},
+               "json": {"version": "{version}", "parent_id": "{run}-{host}"}},
+              {"name": "through the load balancer", "per_host": False, "url": "{lb}/orders", "method": "POST",
+               "body": {"id": "{run}-lb", "flags": "{flags}"}, "status": 200}]
+    args = {"checks": checks, "hosts": {h: "%s/%s" % (svc.url, h) for h in hosts}, "lb_url": svc.url + "/lb",
+            "version": "2.1.0", "flags": ["rli"], "run_id": "run9"}
+    args.update(extra)
+    return {"lockstep.release.smoke": args}
+
+
+def test_smoke_checks_send_the_substituted_requests(run_play, order_service):
+    run_play((smoke(order_service, ["h1", "h2"]), [
+        "out is not failed",
+        "out.lockstep_gate.gate == 'smoke'",
+        "out.lockstep_gate.checks == 3",
+        "out.lockstep_gate.hosts.h1['order with the new flags'] == 'ok'",
+        "out.lockstep_gate.hosts.lb['through the load balancer'] == 'ok'",
+    ]))
+    bodies = {path: body for method, path, body in order_service.requests if method == "POST"}
+    assert bodies == {
+        "/h1/orders": {"id": "run9-h1", "symbol": "ABC", "qty": 100, "flags": ["rli"]},
+        "/h2/orders": {"id": "run9-h2", "symbol": "ABC", "qty": 100, "flags": ["rli"]},
+        "/lb/orders": {"id": "run9-lb", "flags": ["rli"]},
+    }
+
+
+def test_a_failing_check_halts_naming_host_and_check(run_play, order_service):
+    run_play(
+        (smoke(order_service, ["h1", "h3"]), [
+            "out is failed",
+            "out.lockstep_gate.halted | length == 1",
+            "out.lockstep_gate.halted[0].host == 'h3'",
+            "\"smoke check 'order with the new flags' failed: POST \" in out.msg",
+            "'HTTP 500, expected HTTP 200' in out.msg",
+        ]),
+        (smoke(order_service, ["h1"], version="2.2.0"), [
+            "out is failed",
+            "\"version is '2.1.0', expected '2.2.0'\" in out.msg",
+        ]),
+    )
