@@ -42,7 +42,7 @@ def test_ledger_of_a_clean_a_rolled_back_and_a_refused_release(fleet, tmp_path):
     running, _ = fleet_versions(fleet)
     assert {h: e["after"] for h, e in end["hosts"].items()} == running  # the ledger's "after" is what hosts run
     assert {e["before"] for e in end["hosts"].values()} == {"1.0.0"}
-    assert [r["index"] for r in recs if r["event"] == "wave"] == [0, 1, 2]
+    assert [r["index"] for r in recs if r["event"] == "wave"] == [1, 2, 3]
     assert all(g["passed"] for g in gates(recs))
     states = [r for r in recs if r["event"] == "host_state" and r["phase"] == "verify"]
     assert {r["host"]: r["state"]["running_version"] for r in states} == {h: "2.1.0" for h in running}
