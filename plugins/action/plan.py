@@ -8,6 +8,7 @@ nonsense waves, empty group) fails here with a clear message, so nothing is touc
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import hashlib
 import json
@@ -15,10 +16,28 @@ import os
 import socket
 import time
 
+import yaml
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import valid_version
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, batches, serial_list
+
+SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "preflight", "meta", "argument_specs.yml")
+# Set per host in inventories, or read by playbooks other than release.yml, so not in the role's argument spec.
+NOT_IN_SPEC = frozenset({"lockstep_service_url", "lockstep_rollback_to"})
+
+
+def unknown_variables(names):
+    """lockstep_* names on the command line that lockstep does not know: a typo must not silently fall back to a
+    default (``-e lockstep_wave=...`` would otherwise release with the default waves)."""
+    with open(SPEC) as f:
+        known = set(yaml.safe_load(f)["argument_specs"]["main"]["options"]) | NOT_IN_SPEC
+    out = []
+    for name in sorted(n for n in names if str(n).startswith("lockstep_") and n not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        out.append("%s%s" % (name, " (did you mean %s?)" % close[0] if close else ""))
+    return out
 
 
 def _sha256(path):
@@ -54,6 +73,9 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)
         version = a["version"]
+        unknown = unknown_variables(load_extra_vars(self._loader))
+        if unknown:
+            return self.fail("unknown variable(s): %s" % ", ".join(unknown))
         if not valid_version(version):
             return self.fail("lockstep_version %r is not a plain version string (letters, digits, '.', '-', '+', "
                              "'_'; no '/', '..' or spaces)" % version)

@@ -1,0 +1,67 @@
+"""Bad input fails with a clear message before any host is contacted for changes; the fleet is untouched."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from release_helpers import assert_whole_fleet_on, release
+
+BAD = [
+    ("9.9.9", {}, "unknown version 9.9.9"),
+    ("../../etc", {}, "is not a plain version string"),
+    ("2.1.0; rm -rf /", {}, "is not a plain version string"),
+    ("2.1.0", {"lockstep_waves": ["0%"]}, "neither a host count"),
+    ("2.1.0", {"lockstep_waves": ["banana", "100%"]}, "neither a host count"),
+    ("2.1.0", {"lockstep_waves": "25%"}, "lockstep_waves"),
+    ("2.1.0", {"lockstep_group": "nosuchgroup"}, "has no hosts"),
+    ("2.1.0", {"lockstep_wave": ["50%"]}, "unknown variable(s): lockstep_wave (did you mean lockstep_waves?)"),
+    ("2.1.0", {"lockstep_allow_partial": "maybe"}, "lockstep_allow_partial"),
+]
+
+
+@pytest.fixture(scope="module")
+def fleet_1_0_0():
+    from release_helpers import REPO
+
+    from lockstep_fleet import Fleet
+
+    f = Fleet(REPO)
+    f.down()
+    f.up(hosts=3, version="1.0.0")
+    try:
+        yield f
+    finally:
+        f.down()
+
+
+@pytest.mark.parametrize("version,extra,message", BAD, ids=[b[2][:40] for b in BAD])
+def test_bad_input_is_refused_before_any_host_changes(fleet_1_0_0, tmp_path, version, extra, message):
+    pids = {h["name"]: h["service_pid"] for h in fleet_1_0_0.status()["hosts"]}
+    run = release(tmp_path, version, extra=extra)
+    assert run.rc != 0, run
+    assert message in run.out, (message, str(run))
+    assert "changed: [h" not in run.out, run
+    assert_whole_fleet_on(fleet_1_0_0, "1.0.0")
+    assert {h["name"]: h["service_pid"] for h in fleet_1_0_0.status()["hosts"]} == pids
+    for host in fleet_1_0_0.hosts:
+        assert fleet_1_0_0.exec(host, "ls", "/srv/order-router/releases").stdout.split() == ["1.0.0"]
+
+
+def test_stale_lock_is_reported_with_how_to_clear_it_and_never_broken(fleet_1_0_0, tmp_path):
+    lock = Path(fleet_1_0_0.root) / ".fleet" / "lockstep-release.lock"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.write_text(json.dumps({"run_id": "old-run", "user": "root", "controller": socket.gethostname(),
+                                "pid": dead.pid, "version": "2.0.0", "started": "2026-11-25T00:00:00Z"}))
+    try:
+        run = release(tmp_path, "2.1.0")
+        assert run.rc != 0 and run.status == "refused", run
+        assert "stale release lock" in run.out and "rm %s" % lock in run.out.replace("/inventory/local/../..", ""), run
+        assert lock.exists(), "a stale lock must never be broken silently"
+        assert_whole_fleet_on(fleet_1_0_0, "1.0.0")
+    finally:
+        lock.unlink()
