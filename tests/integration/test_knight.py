@@ -45,3 +45,27 @@ def test_knight_release_is_halted_rolled_back_and_the_exchange_sees_no_flood(fle
     assert report["failed"] == 0, report
     stats = fleet.exchange("/stats")
     assert stats["child_orders"] <= stats["parents"], stats
+
+
+def test_rlp_order_floods_from_a_1_0_0_host_and_not_from_2_x(fleet):
+    """The hazard itself, on real fleet hosts: `rlp` wakes 1.0.0's power peg; 2.0.0 and 2.1.0 send one child."""
+    import json
+    import urllib.request
+
+    def order(url, parent, flags):
+        req = urllib.request.Request(url + "/orders", data=json.dumps(
+            {"id": parent, "symbol": "KCG", "qty": 100, "flags": flags}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.load(resp)
+
+    for version, flag, floods in (("1.0.0", "rlp", True), ("2.0.0", "rlp", False), ("2.1.0", "rli", False),
+                                  ("2.1.0", "rlp", False)):
+        fleet.up(hosts=1, version=version)
+        parent = "P-%s-%s" % (version, flag)
+        order(fleet.state()["hosts"]["h1"]["service_url"], parent, [flag])
+        children = fleet.exchange("/parents/%s" % parent)["child_orders"]
+        if floods:
+            assert children >= 1000, (version, flag, children)
+        else:
+            assert children == 1, (version, flag, children)
