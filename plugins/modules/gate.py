@@ -46,19 +46,8 @@ options:
   wave:
     description: Wave progress to publish as C(lockstep_wave) when the gate passes.
     type: dict
-attributes:
-  action:
-    support: full
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
-notes:
-  - Runs on the controller only (an action plugin); it never connects to a host.
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.controller
 """
 
 EXAMPLES = r"""

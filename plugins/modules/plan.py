@@ -48,19 +48,8 @@ options:
     description: Wave sizes after the canary - host counts or percentages of the fleet.
     type: raw
     required: true
-attributes:
-  action:
-    support: full
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
-notes:
-  - Runs on the controller only (an action plugin); it never connects to a host.
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.controller
 """
 
 EXAMPLES = r"""

@@ -60,19 +60,8 @@ options:
     description: Allow a fleet that is already mixed.
     type: bool
     default: false
-attributes:
-  action:
-    support: full
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
-notes:
-  - Runs on the controller only (an action plugin); it never connects to a host.
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.controller
 """
 
 EXAMPLES = r"""

@@ -53,19 +53,8 @@ options:
     description: Gate name.
     type: str
     default: smoke
-attributes:
-  action:
-    support: full
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
-notes:
-  - Runs on the controller only (an action plugin); it never connects to a host.
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.controller
 """
 
 EXAMPLES = r"""
