@@ -552,8 +552,10 @@ class CallbackModule(CallbackBase):
                     entry["result"] = "ok"
         reported = self._reported.get("lockstep_hosts")
         if isinstance(reported, dict) and reported:
-            # The playbook named its fleet: hosts outside it (a load balancer, the controller) are not rows.
-            hosts = {h: v for h, v in hosts.items() if h in reported}
+            # The playbook named its fleet: a host outside it with no version and nothing wrong (a load balancer,
+            # the controller) is not a row.
+            hosts = {h: v for h, v in hosts.items() if h in reported or v.get("before") is not None
+                     or v.get("after") is not None or v.get("result") not in (None, "ok")}
             for host, values in reported.items():
                 if isinstance(values, dict):
                     entry = hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
