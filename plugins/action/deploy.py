@@ -46,7 +46,8 @@ class ActionModule(GuardedAction):
             self._transfer_file(path, remote)
             self._fixup_perms2((self._connection._shell.tmpdir, remote))
         except AnsibleConnectionFailure as e:
-            result.update(failed=True, lockstep_unreachable=True, msg="host unreachable: %s" % (e.message or e))
+            result.update(failed=True, lockstep_unreachable=True, lockstep_check="reachability",
+                          msg="host unreachable: %s" % (e.message or e))
             return result
         args["artifact_path"] = remote
         result.update(self.run_guarded(args, task_vars))

@@ -118,6 +118,11 @@ switched:
   returned: always
   type: bool
   sample: true
+lockstep_check:
+  description: On failure, the check that failed (stage, release-integrity, artifact-integrity, switch, restart, health, running-version).
+  returned: failure
+  type: str
+  sample: running-version
 previous_version:
   description: The version C(current) pointed at before this call.
   returned: always
@@ -204,8 +209,9 @@ class Deployer:
         res.update(extra)
         return res
 
-    def fail(self, msg, **extra):
-        self.module.fail_json(msg=msg, **self.result(self.switched, **extra))
+    def fail(self, msg, check, **extra):
+        """Fail naming the check that failed (``lockstep_check``), so the halt names it as its gate."""
+        self.module.fail_json(msg=msg, lockstep_check=check, **self.result(self.switched, **extra))
 
     def release_dir(self):
         return os.path.join(self.base, "releases", self.p["version"])
@@ -217,13 +223,13 @@ class Deployer:
         if self.p["artifact_path"]:
             with open(self.p["artifact_path"], "rb") as f:
                 return f.read()
-        self.fail("state=staged needs the artifact (artifact, artifact_b64 or artifact_path)")
+        self.fail("state=staged needs the artifact (artifact, artifact_b64 or artifact_path)", "stage")
 
     def staged(self):
         manifest = self.p["manifest"] or {}
         version = self.p["version"]
         if manifest.get("version") != version:
-            self.fail("manifest is for version %r, not %r" % (manifest.get("version"), version))
+            self.fail("manifest is for version %r, not %r" % (manifest.get("version"), version), "stage")
         dest = self.release_dir()
         if os.path.lexists(dest):
             info = release_info(dest) if os.path.isdir(dest) and not os.path.islink(dest) else None
@@ -232,14 +238,14 @@ class Deployer:
             problem = info["problem"] if info and not info["valid"] else "content %s, artifact has %s" % (
                 info["content_sha256"][:12] if info else "not a directory", str(manifest.get("content_sha256"))[:12])
             self.fail("releases/%s already exists with the wrong content (%s); refusing to overwrite it" % (
-                version, problem))
+                version, problem), "release-integrity")
         if self.module.check_mode:
             return self.result(True, msg="would stage releases/%s" % version)
         data = self.artifact_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest != manifest.get("sha256"):
             self.fail("artifact sha256 on host is %s, manifest says %s: corrupted in transfer or at rest" % (
-                digest, manifest.get("sha256")))
+                digest, manifest.get("sha256")), "artifact-integrity")
         releases = os.path.dirname(dest)
         os.makedirs(releases, exist_ok=True)
         tmp = os.path.join(releases, ".%s.lockstep-tmp-%d" % (version, os.getpid()))
@@ -251,7 +257,7 @@ class Deployer:
             content = tree_hash(tmp)
             if content != manifest.get("content_sha256"):
                 self.fail("unpacked content sha256 %s does not match the manifest's %s" % (
-                    content, manifest.get("content_sha256")))
+                    content, manifest.get("content_sha256")), "artifact-integrity")
             with open(os.path.join(tmp, MANIFEST_NAME), "w") as f:
                 json.dump(manifest, f, indent=2, sort_keys=True)
             # Staging is all-or-nothing: the release appears under its name only once complete and checked.
@@ -270,7 +276,7 @@ class Deployer:
             os.symlink(target_rel, tmp)
             os.replace(tmp, current)
         except OSError as e:
-            self.fail("switching current to %s failed: %s" % (target_rel, e))
+            self.fail("switching current to %s failed: %s" % (target_rel, e), "switch")
         self.switched = True
 
     def wait_until(self, check, deadline):
@@ -305,7 +311,7 @@ class Deployer:
         info = release_info(dest) if os.path.isdir(dest) else None
         if not info or not info["valid"]:
             self.fail("releases/%s is not a valid staged release: %s" % (
-                version, info["problem"] if info else "missing"))
+                version, info["problem"] if info else "missing"), "release-integrity")
         if before["active_version"] == version and before["consistent"]:
             return self.result(False, msg="%s is already active and running" % version)
         if self.module.check_mode:
@@ -318,17 +324,17 @@ class Deployer:
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"])
             except (OSError, subprocess.TimeoutExpired) as e:
-                self.fail("restart command %s failed: %s" % (cmd, e))
+                self.fail("restart command %s failed: %s" % (cmd, e), "restart")
             if proc.returncode != 0:
-                self.fail("restart command %s exited %d: %s" % (cmd, proc.returncode, proc.stderr.strip()[-400:]))
+                self.fail("restart command %s exited %d: %s" % (cmd, proc.returncode, proc.stderr.strip()[-400:]), "restart")
         if self.p["health_url"]:
             ok, why = self.wait_until(self.health_ok, deadline)
             if not ok:
-                self.fail("health check %s failed after restart: %s" % (self.p["health_url"], why))
+                self.fail("health check %s failed after restart: %s" % (self.p["health_url"], why), "health")
         if self.p["version_url"]:
             ok, why = self.wait_until(lambda: self.running_ok(version, dest), deadline)
             if not ok:
-                self.fail("running-version check failed: %s" % why)
+                self.fail("running-version check failed: %s" % why, "running-version")
         return self.result(True, msg="%s -> %s, running and verified" % (self.previous, version))
 
     # -- pruned -------------------------------------------------------------------------------------------------

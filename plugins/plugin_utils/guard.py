@@ -21,7 +21,7 @@ class GuardedAction(ActionBase):
             return self._execute_module(module_name=module_name or self._task.action, module_args=module_args,
                                         task_vars=task_vars)
         except AnsibleConnectionFailure as e:
-            return dict(failed=True, changed=False, lockstep_unreachable=True,
+            return dict(failed=True, changed=False, lockstep_unreachable=True, lockstep_check="reachability",
                         msg="host unreachable: %s" % (e.message or e))
 
     def run(self, tmp=None, task_vars=None):
