@@ -17,10 +17,6 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from lockstep_fleet import Fleet  # noqa: E402
-
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 
 
@@ -42,6 +38,9 @@ def main():
     ap.add_argument("--hosts", type=int, nargs="+", default=[8, 32])
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args()
+    sys.path.insert(0, REPO)
+    from lockstep_fleet import Fleet
+
     fleet = Fleet(REPO)
     rows = []
     try:

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from ansible_collections.lockstep.release.plugins.module_utils import ledger
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROJECT = os.path.join(REPO, "tests", "integration", "ledger_project")
 INVENTORY = os.path.join(PROJECT, "inventory.yml")
@@ -14,9 +16,7 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 LOCKSTEP = os.path.join(REPO, "bin", "lockstep")
 GOLDEN = os.path.join(REPO, "tests", "integration", "golden")
 
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.lockstep.release.plugins.module_utils import ledger  # noqa: E402
 
 HALTED = {"lockstep_version": "1.1.0", "halt_gate": "verify", "halt_host": "h2",
           "halt_message": "h2 runs 1.0.0 from a stale directory"}

@@ -1,15 +1,13 @@
 """The real local fleet as a pytest fixture (no mocks): namespace hosts, real sshd, HAProxy, exchange simulator."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from lockstep_fleet import Fleet
 
-from lockstep_fleet import Fleet  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
+
+from ansible_collections.lockstep.release.plugins.module_utils import ledger
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
-sys.path.insert(0, os.path.join(REPO, "collections"))
 
-from ansible_collections.lockstep.release.plugins.module_utils import ledger  # noqa: E402
 
 # Tests watch for a moment only; the thresholds themselves stay the inventory's.
 FAST = {"lockstep_watch_seconds": 0}

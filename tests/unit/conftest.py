@@ -1,4 +1,4 @@
-"""Shared pieces of the unit tests: the collection on sys.path, and real ways to run lockstep's plugins.
+"""Shared pieces of the unit tests: real ways to run lockstep's plugins.
 
 Nothing here stands in for lockstep code. Modules run as Ansible runs them (a Python process reading its
 arguments from a file), action plugins run inside a real ``ansible-playbook`` on localhost, and HTTP services are
@@ -20,9 +20,6 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(REPO, "collections")
-if COLLECTIONS not in sys.path:
-    # The repository is the collection lockstep.release: collections/ansible_collections/lockstep/release -> ../../..
-    sys.path.insert(0, COLLECTIONS)
 
 MODULES = "ansible_collections.lockstep.release.plugins.modules"
 

@@ -1,14 +1,10 @@
 """Pure renderers and parsers of the local fleet (lockstep_fleet.render)."""
 
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from lockstep_fleet import render  # noqa: E402
+from lockstep_fleet import render
 
 
 def test_host_names_and_addresses():

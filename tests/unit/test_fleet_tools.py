@@ -1,17 +1,16 @@
 """Fleet pieces that need no fleet: the exchange's book, traffic bounds, CLI usage errors."""
 
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+from lockstep_fleet import traffic
+from lockstep_fleet.exchange import Book
 
-from lockstep_fleet import traffic  # noqa: E402
-from lockstep_fleet.exchange import Book  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+
 
 
 def test_exchange_book_counts_children_per_parent_across_threads():

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "collections"))
+from ansible_collections.lockstep.release.plugins.module_utils import ledger
 
-from ansible_collections.lockstep.release.plugins.module_utils import ledger  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 GOLDEN = os.path.join(REPO, "tests", "unit", "golden")
 
