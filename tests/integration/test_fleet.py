@@ -34,7 +34,8 @@ def test_hosts_are_isolated(fleet):
         assert fleet.exec(host, "hostname").stdout.strip() == host
         assert fleet.exec(host, "cat", "/srv/order-router/host.json").stdout.count(f'"{host}"') == 1
         ps = fleet.exec(host, "ps", "-o", "pid=,comm=", "-e").stdout.split()
-        assert ps[:2] == ["1", "python3"], ps  # the host's own init is PID 1 and sees only its own processes
+        # The host's own init is PID 1 and the host sees only its own processes.
+        assert ps[0] == "1" and ps[1].startswith("python"), ps
         assert "sshd" in ps
     # bin/fleet exec passes stdin, stdout and the exit code through
     res = subprocess.run([str(FLEET_CLI), "exec", "h2", "--", "sh", "-c", "cat; hostname; exit 7"],
