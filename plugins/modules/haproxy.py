@@ -43,6 +43,12 @@ options:
     description: Seconds to wait.
     type: float
     default: 30
+  halt:
+    description:
+      - Fail on an error. With C(false) the task succeeds and returns the error as C(lockstep_lb_error), for a
+        C(run_once) task whose caller makes every host fail on it.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -83,6 +89,11 @@ serving:
   type: list
   elements: str
   sample: ["h1", "h2"]
+lockstep_lb_error:
+  description: The error, when I(halt=false) and the load balancer could not do what was asked.
+  returned: when halt is false and something failed
+  type: str
+  sample: HAProxy servers h3 not drained after 30s
 elapsed:
   description: Seconds spent.
   returned: always
@@ -116,17 +127,25 @@ def main():
             state=dict(type="str", default="query", choices=["drained", "ready", "maint", "query"]),
             wait=dict(type="bool", default=True),
             timeout=dict(type="float", default=30),
+            halt=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     p = module.params
+
+    def fail(msg, changed=False, **extra):
+        if p["halt"]:
+            module.fail_json(msg=msg, **extra)
+        # Reported, not raised: the caller makes every host of the wave fail on it (a failing run_once task would
+        # drop the play's other hosts, the ones to roll back among them, from the rest of the run).
+        module.exit_json(changed=changed, msg=msg, lockstep_lb_error=msg, **extra)
+
     started = time.monotonic()
     try:
         before = servers(p["socket"], p["backend"])
         unknown = sorted(set(p["servers"]) - set(before))
         if unknown:
-            module.fail_json(msg="backend %s has no server named %s" % (p["backend"], ", ".join(unknown)),
-                             servers=before)
+            fail("backend %s has no server named %s" % (p["backend"], ", ".join(unknown)), servers=before)
         changed = False
         if p["state"] != "query" and p["servers"] and not module.check_mode:
             for name in p["servers"]:
@@ -139,12 +158,12 @@ def main():
                 if not pending:
                     break
                 if time.monotonic() > deadline:
-                    module.fail_json(msg="HAProxy servers %s not %s after %ss" % (
-                        ", ".join(pending), p["state"], p["timeout"]), servers=now)
+                    fail("HAProxy servers %s not %s after %ss" % (
+                        ", ".join(pending), p["state"], p["timeout"]), changed=True, servers=now)
                 time.sleep(0.1)
         after = servers(p["socket"], p["backend"])
     except HAProxyError as e:
-        module.fail_json(msg=str(e))
+        fail(str(e))
     module.exit_json(changed=changed, servers=after, serving=sorted(n for n, s in after.items() if s["serving"]),
                      elapsed=round(time.monotonic() - started, 3))
 
