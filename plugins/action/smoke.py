@@ -52,6 +52,7 @@ class ActionModule(ActionBase):
         hosts=dict(type="dict", required=True),
         lb_url=dict(type="str"),
         version=dict(type="str"),
+        versions=dict(type="dict", default={}),
         flags=dict(type="list", elements="str", default=[]),
         run_id=dict(type="str", default="smoke"),
         timeout=dict(type="float", default=10),
@@ -66,8 +67,8 @@ class ActionModule(ActionBase):
             name = check.get("name") or "check %d" % (i + 1)
             targets = a["hosts"].items() if check.get("per_host", True) else [("lb", a["lb_url"])]
             for host, url in targets:
-                names = {"host": host, "url": url, "lb": a["lb_url"], "version": a["version"], "run": a["run_id"],
-                         "flags": a["flags"]}
+                names = {"host": host, "url": url, "lb": a["lb_url"], "run": a["run_id"], "flags": a["flags"],
+                         "version": a["versions"].get(host) or a["version"]}
                 steps = check.get("steps") or [{k: v for k, v in check.items() if k not in ("name", "per_host")}]
                 jobs[(name, host)] = substitute(steps, names)
 

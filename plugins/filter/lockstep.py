@@ -95,10 +95,17 @@ def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=()):
     return out
 
 
+def before_versions(hostvars, hosts, name="__lockstep_preflight_state"):
+    """Each host's active version at preflight (None on a bare host): where a host that did not change must still
+    be, and where a host that changed goes back to, also when the fleet started mixed."""
+    return {h: ((_reg(hostvars, h, name) or {}).get("lockstep_state") or {}).get("active_version") for h in hosts}
+
+
 def expect_versions(hosts, done, target, before):
-    """Expected version per host: ``target`` for hosts in ``done``, ``before`` for the others."""
+    """Expected version per host: ``target`` for hosts in ``done``, ``before`` (one version, or a map of host to
+    version) for the others."""
     done = set(done or [])
-    return {h: (target if h in done else before) for h in hosts}
+    return {h: (target if h in done else (before.get(h) if isinstance(before, dict) else before)) for h in hosts}
 
 
 def host_urls(hostvars, hosts, path="", var="lockstep_service_url"):
@@ -112,6 +119,7 @@ class FilterModule:
             "host_failures": host_failures,
             "expect_versions": expect_versions,
             "switched_hosts": switched_hosts,
+            "before_versions": before_versions,
             "pending_hosts": pending_hosts,
             "previous_release": previous_release,
             "host_outcomes": host_outcomes,

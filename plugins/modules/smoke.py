@@ -41,6 +41,10 @@ options:
     type: list
     elements: str
     default: []
+  versions:
+    description: Host name to the version that host should run, where it differs from I(version) (a fleet that started mixed).
+    type: dict
+    default: {}
   run_id:
     description: Unique id of this run (to make order ids unique).
     type: str

@@ -169,3 +169,47 @@ def test_rollback_that_cannot_complete_drains_the_host(fleet, tmp_path):
     servers = lb_status(fleet)
     assert servers.pop("h7") == "MAINT", servers
     assert set(servers.values()) == {"UP"}, servers
+
+
+def test_serving_host_missing_from_inventory_refuses(fleet, tmp_path):
+    """A second source of truth: HAProxy still sends traffic to h4, which the inventory no longer lists."""
+    import yaml
+
+    fleet.up(hosts=4, version="1.0.0")
+    inventory = Path(fleet.root) / "inventory" / "local" / "hosts.yml"
+    data = yaml.safe_load(inventory.read_text())
+    del data["all"]["children"]["app"]["hosts"]["h4"]
+    inventory.write_text(yaml.safe_dump(data))
+    run = release(tmp_path, "2.1.0")
+    assert_halted(run, "refused", "h4", "serves traffic through the load balancer")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_fleet_already_mixed_refuses_unless_allowed(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    partial = release(tmp_path, "2.1.0", limit="all:!h4",
+                      extra={"lockstep_allow_partial": True, "lockstep_partial_reason": "h4 under repair"})
+    assert partial.rc == 0 and partial.status == "partial", partial
+    run = release(tmp_path, "2.2.0")
+    assert_halted(run, "refused", "the fleet is already mixed")
+    allowed = release(tmp_path, "2.2.0", extra={"lockstep_allow_mixed_start": True})
+    assert allowed.rc == 0 and allowed.status == "succeeded", allowed
+    assert_whole_fleet_on(fleet, "2.2.0")
+
+
+def test_wave_gate_catches_a_host_that_drifts_back_mid_release(fleet, tmp_path):
+    """After the canary, someone puts h1 back on 1.0.0 behind lockstep's back: the next wave gate halts."""
+    fleet.up(hosts=4, version="1.0.0")
+    drift = hook(tmp_path, "after_wave", f"""
+- name: Test hook - h1 is switched back by hand right after the canary
+  ansible.builtin.command: >-
+    {fleet.root}/bin/fleet exec h1 -- sh -c
+    'ln -sfn releases/1.0.0 /srv/order-router/current && /srv/order-router/current/bin/ctl restart && sleep 1'
+  delegate_to: localhost
+  run_once: true
+  changed_when: true
+  when: hostvars['localhost'].__lockstep_wave_index | int == 1
+""")
+    run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"after_wave": drift}})
+    assert_halted(run, "rolled_back", "wave-2", "h1")
+    assert_whole_fleet_on(fleet, "1.0.0")
