@@ -73,7 +73,8 @@ def test_sshd_stopped_between_canary_and_second_wave_rolls_back(fleet, tmp_path)
   when: hostvars['localhost'].__lockstep_wave_index | int == 1
 """)
     run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"after_wave": after_wave}})
-    assert_halted(run, "rolled_back", "h5", "unreachable")
+    assert_halted(run, "rolled_back", "h5", "unreachable", "halted by gate reachability on h5")
+    assert run.rc == 2, "no host may drop out of the run as Ansible-unreachable (exit 4)"
     fleet.sshd("h5", "start")
     assert_whole_fleet_on(fleet, "1.0.0")
 
@@ -103,7 +104,8 @@ def test_corrupted_artifact_refuses_before_touching_a_host(fleet, tmp_path):
         f.seek(100)
         f.write(b"\0corrupted\0")
     run = release(tmp_path, "2.1.0", extra={"lockstep_artifact_dir": str(artifacts)})
-    assert_halted(run, "refused", "corrupted", "artifact-integrity")
+    # Caught on the controller, before any host is contacted (the host-side check would catch it later too).
+    assert_halted(run, "refused", "corrupted", "artifact-integrity", "refused before touching any host")
     assert_whole_fleet_on(fleet, "1.0.0")
     assert fleet.exec("h1", "ls", "/srv/order-router/releases").stdout.split() == ["1.0.0"]
 
@@ -125,6 +127,25 @@ def test_smoke_failure_after_last_wave_rolls_back(fleet, tmp_path):
             fleet.exec(host, "touch", "/srv/order-router/smoke-ok", check=True)
     run = release(tmp_path, "2.1.0", extra={"lockstep_smoke_commands": ["test -e /srv/order-router/smoke-ok"]})
     assert_halted(run, "rolled_back", "smoke", "h6")
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_behavioural_smoke_failure_rolls_back(fleet, tmp_path):
+    """On h6 the new release cannot reach the exchange (a host setting it reads at start), so its test order fails;
+    the old process, started before, still can. The rollback puts h6 back on the process that works."""
+    fleet.up(hosts=4, version="1.0.0")
+    fleet.exec("h3", "sh", "-c", "cp /srv/order-router/host.json /srv/order-router/host.json.good && "
+               "sed -i 's/9100/9/' /srv/order-router/host.json", check=True)
+    repair = hook(tmp_path, "before_rollback", f"""
+- name: Test hook - the operator repairs h3's setting before the rollback restarts it
+  ansible.builtin.command: >-
+    {fleet.root}/bin/fleet exec h3 -- mv /srv/order-router/host.json.good /srv/order-router/host.json
+  delegate_to: localhost
+  run_once: true
+  changed_when: true
+""")
+    run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"before_rollback": repair}})
+    assert_halted(run, "rolled_back", "gate smoke", "h3", "one order with the new feature's flags")
     assert_whole_fleet_on(fleet, "1.0.0")
 
 
