@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Remove each lockstep safeguard once and check that the test written for it fails.
+
+Run from the repository root with nothing else using the local fleet: ``.venv/bin/python tests/mutate_safeguards.py
+[NAME ...]``. Each mutation edits one file in place, runs one test, and restores the file. Not part of ``make test``
+(it runs each test a second time); run it when a safeguard or its test changes.
+"""
+
+import subprocess
+import sys
+
+# (safeguard, file, code that implements it, code without it, the test that must then fail)
+MUTATIONS = [
+    (
+        'fleet completeness',
+        'plugins/action/preflight.py',
+        'halted.append((host, why + " (fleet-completeness',
+        'print((host, why + " (fleet-completeness',
+        'test_release_halts.py::test_host_left_out_by_limit_refuses',
+    ),
+    (
+        'load balancer source of truth',
+        'plugins/action/preflight.py',
+        'if server.get("serving") and name not in a["expected_hosts"]:',
+        'if False:',
+        'test_release_halts.py::test_serving_host_missing_from_inventory_refuses',
+    ),
+    (
+        'running-version check',
+        'plugins/modules/deploy.py',
+        'ok = st["consistent"] and st["active_version"] == version and run["version"] == version',
+        'ok = True',
+        'test_release_halts.py::test_old_process_still_running_after_switch_is_caught',
+    ),
+    (
+        'mixed-fleet gate',
+        'plugins/action/preflight.py',
+        'if a["allow_mixed_start"]:',
+        'if True:',
+        'test_release_halts.py::test_fleet_already_mixed_refuses_unless_allowed',
+    ),
+    (
+        'artifact checksum on the controller',
+        'plugins/action/plan.py',
+        'if digest != manifest.get("sha256"):',
+        'if False:',
+        'test_release_halts.py::test_corrupted_artifact_refuses_before_touching_a_host',
+    ),
+    (
+        'release lock',
+        'plugins/modules/lock.py',
+        '    if not held and not module.check_mode:\n        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)',
+        '    if not module.check_mode:\n        held = None\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
+        'test_release_halts.py::test_concurrent_release_is_refused_and_the_first_is_unharmed',
+    ),
+    (
+        'wave gate',
+        'plugins/action/gate.py',
+        '            if problems:\n                halted.append',
+        '            if problems and False:\n                halted.append',
+        'test_release_halts.py::test_wave_gate_catches_a_host_that_drifts_back_mid_release',
+    ),
+    (
+        'smoke (behavioural)',
+        'plugins/action/smoke.py',
+        '            if problem:\n                halted.append',
+        '            if problem and False:\n                halted.append',
+        'test_release_halts.py::test_behavioural_smoke_failure_rolls_back',
+    ),
+    (
+        'smoke commands',
+        'plugins/modules/run.py',
+        '        if entry["rc"] != 0:',
+        '        if False:',
+        'test_release_halts.py::test_smoke_failure_after_last_wave_rolls_back',
+    ),
+    (
+        'metrics watch',
+        'plugins/action/watch.py',
+        '    if "max" in threshold and value > float(threshold["max"]):',
+        '    if False:',
+        'test_release_halts.py::test_metrics_threshold_breached_during_watch_rolls_back',
+    ),
+    (
+        'unreachable guard',
+        'plugins/plugin_utils/guard.py',
+        '        except AnsibleConnectionFailure as e:',
+        '        except ZeroDivisionError as e:',
+        'test_release_halts.py::test_sshd_stopped_between_canary_and_second_wave_rolls_back',
+    ),
+    (
+        'kill switch',
+        'roles/rollback/tasks/main.yml',
+        '        state: maint',
+        '        state: ready',
+        'test_release_halts.py::test_rollback_that_cannot_complete_drains_the_host',
+    ),
+    (
+        'rollback',
+        'playbooks/release.yml',
+        "      when: not ansible_check_mode and (hostvars['localhost'].__lockstep_halt.phase | default('preflight')) != 'preflight'",
+        '      when: false',
+        'test_knight.py::test_knight_release_is_halted_rolled_back_and_the_exchange_sees_no_flood',
+    ),
+    (
+        'unknown-variable check',
+        'plugins/action/plan.py',
+        '        if unknown:',
+        '        if False:',
+        'test_release_input.py',
+    ),
+]
+
+
+def main(only):
+    failed_to_fail = []
+    for name, path, old, new, test in MUTATIONS:
+        if only and not any(o in name for o in only):
+            continue
+        src = open(path).read()
+        assert old in src, (name, "the safeguard's code moved: update this mutation")
+        with open(path, "w") as f:
+            f.write(src.replace(old, new, 1))
+        try:
+            r = subprocess.run([".venv/bin/pytest", "-q", "-x", "--tb=no", "tests/integration/" + test],
+                               capture_output=True, text=True, timeout=900)
+        finally:
+            with open(path, "w") as f:
+                f.write(src)
+        last = (r.stdout.strip().splitlines() or ["?"])[-1]
+        print("%-38s %s  (%s)" % (name, "its test fails" if r.returncode else "ITS TEST STILL PASSES", last),
+              flush=True)
+        if r.returncode == 0:
+            failed_to_fail.append(name)
+    return 1 if failed_to_fail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
