@@ -101,6 +101,16 @@ def before_versions(hostvars, hosts, name="__lockstep_preflight_state"):
     return {h: ((_reg(hostvars, h, name) or {}).get("lockstep_state") or {}).get("active_version") for h in hosts}
 
 
+def halt_message(gate, fallback):
+    """The reason a gate halted, for one readable line: its first host's message (the gate and host are named
+    beside it), plus how many more hosts it halted on; ``fallback`` when the failure was not a gate's."""
+    halted = (gate or {}).get("halted") or []
+    if not halted:
+        return fallback
+    more = [h.get("host") for h in halted[1:]]
+    return halted[0].get("message", fallback) + (" (and %d more: %s)" % (len(more), ", ".join(more)) if more else "")
+
+
 def expect_versions(hosts, done, target, before):
     """Expected version per host: ``target`` for hosts in ``done``, ``before`` (one version, or a map of host to
     version) for the others."""
@@ -123,5 +133,6 @@ class FilterModule:
             "pending_hosts": pending_hosts,
             "previous_release": previous_release,
             "host_outcomes": host_outcomes,
+            "halt_message": halt_message,
             "host_urls": host_urls,
         }

@@ -63,6 +63,7 @@ def test_check_mode_prints_the_plan_and_changes_nothing(fleet, tmp_path):
     run = release(tmp_path, "2.1.0", check=True)
     assert run.rc == 0, run
     assert "check mode, nothing changed" in run.out and "canary: h1" in run.out, run
+    assert "would switch h1, h2, h3, h4 to 2.1.0" in run.out, run
     assert service_pids(fleet) == pids
     running, on_disk = fleet_versions(fleet)
     assert set(running.values()) == {"1.0.0"} and set(on_disk.values()) == {"1.0.0"}
