@@ -75,15 +75,8 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.host
 """
 
 EXAMPLES = r"""

@@ -49,15 +49,8 @@ options:
         C(run_once) task whose caller makes every host fail on it.
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.host
 """
 
 EXAMPLES = r"""

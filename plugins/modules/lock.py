@@ -33,15 +33,8 @@ options:
     description: Who and what holds the lock (user, controller host, controller PID, version...), stored in the lock.
     type: dict
     default: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.host
 """
 
 EXAMPLES = r"""

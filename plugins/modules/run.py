@@ -24,15 +24,8 @@ options:
     description: Seconds each command may take.
     type: float
     default: 30
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.host
 """
 
 EXAMPLES = r"""

@@ -40,15 +40,8 @@ options:
     description: Seconds to wait for the version URL.
     type: float
     default: 3.0
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-author:
-  - lockstep contributors
+extends_documentation_fragment:
+  - lockstep.release.host
 """
 
 EXAMPLES = r"""
