@@ -202,6 +202,7 @@ class CallbackModule(CallbackBase):
         self._reported = {}  # last set_stats data seen in results
         self._version = None
         self._finished = False
+        self._audit = None  # the last lockstep_audit (verify.yml, halt.yml, resume.yml): its table replaces the summary
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
@@ -463,6 +464,12 @@ class CallbackModule(CallbackBase):
             self._on_gate(host, common, res["lockstep_gate"])
         if isinstance(res.get("lockstep_wave"), dict):
             self._on_wave(common, res["lockstep_wave"])
+        if isinstance(res.get("lockstep_audit"), dict):
+            fields = dict(common)
+            fields["reporter"] = fields.pop("host")
+            audit = self._clean(res["lockstep_audit"])
+            self._record("audit", **dict({k: v for k, v in audit.items() if k != "table"}, **fields))
+            self._audit = audit
         stats = res.get("ansible_stats")
         if isinstance(stats, dict) and isinstance(stats.get("data"), dict):
             data = {k: v for k, v in stats["data"].items() if k in STATUS_KEYS}
@@ -475,7 +482,7 @@ class CallbackModule(CallbackBase):
         fields.pop("host")
         rec = self._record("gate", reporter=reporter, gate=gate.get("gate"), passed=bool(gate.get("passed")),
                            message=gate.get("message"), hosts=gate.get("hosts") or {}, halted=gate.get("halted") or [],
-                           **fields)
+                           **({"flags": gate["flags"]} if gate.get("flags") else {}), **fields)
         clean = self._clean(gate)
         self._gates.append(clean)
         if not clean.get("passed") and self._halted_by is None:
@@ -602,7 +609,11 @@ class CallbackModule(CallbackBase):
         summary = self._clean(summary)
         if self._writer is not None:
             summary["ledger"] = self._writer.path
-        if self._show_summary:
+        if self._show_summary and self._audit is not None:
+            # An audit is not a release: its own table is the one people read.
+            self._display.display(self._audit.get("table") or "")
+            self._display.display("ledger: {}".format(summary.get("ledger")))
+        elif self._show_summary:
             self._display.display(format_summary(summary))
         if self._junit_file:
             try:

@@ -22,6 +22,9 @@ FORMAT_VERSION = 1
 GENESIS = "0" * 64
 REDACTED = "********"
 LEDGER_SUFFIX = ".jsonl"
+# The last record of a finished ledger: a run's release_finished, or a one-record operator action (bin/lockstep lock
+# break) that has no run around it.
+COMPLETE_EVENTS = ("release_finished", "lock_broken")
 DEFAULT_SECRET_PATTERNS = (
     "*password*", "*passwd*", "*secret*", "*token*", "*private_key*", "*api_key*", "*apikey*", "*passphrase*",
     "*credential*", "vault_*",
@@ -117,7 +120,7 @@ def verify_lines(lines):
         count += 1
     if count == 0:
         return VerifyResult(False, 0, 0, 1, "ledger is empty")
-    return VerifyResult(True, count, complete=(last_event == "release_finished"), last_event=last_event)
+    return VerifyResult(True, count, complete=(last_event in COMPLETE_EVENTS), last_event=last_event)
 
 
 def verify(path):
@@ -341,6 +344,16 @@ def _details(rec):
         return "lockstep_status {}".format(_cell(data.get("lockstep_status")))
     if ev == "release_finished":
         return "status {} ({})".format(_cell(rec.get("status")), _cell(rec.get("status_source")))
+    if ev == "audit":
+        text = "audit {} version {}".format("passed" if rec.get("passed") else "FAILED", _cell(rec.get("version")))
+        problems = rec.get("problems") or []
+        if problems:
+            text += " ({})".format("; ".join("{}: {}".format(p.get("host"), p.get("message")) for p in problems))
+        return text
+    if ev == "lock_broken":
+        return "release lock {} broken by {}@{} (run {})".format(
+            _cell(rec.get("path")), _cell(rec.get("user")), _cell(rec.get("controller")),
+            _cell((rec.get("lock") or {}).get("run_id")))
     if ev == "ledger_error":
         return _cell(rec.get("message"))
     return ""

@@ -26,7 +26,9 @@ options:
     type: str
     required: true
   servers:
-    description: Server names to act on (lockstep names them like the inventory hosts).
+    description:
+      - Server names to act on (lockstep names them like the inventory hosts).
+      - C(*) stands for every server of the backend, including servers no inventory knows (the kill switch).
     type: list
     elements: str
     default: []
@@ -137,6 +139,9 @@ def main():
     try:
         before = servers(p["socket"], p["backend"])
         unknown = sorted(set(p["servers"]) - set(before))
+        if "*" in p["servers"]:
+            # The kill switch takes out every server the backend has, including ones no inventory knows.
+            p["servers"] = sorted(before)
         if unknown:
             fail("backend %s has no server named %s" % (p["backend"], ", ".join(unknown)), servers=before)
         changed = False
