@@ -100,7 +100,9 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
             rows.setdefault(host, {"host": host, "problems": []})["problems"].append(message)
 
     if service == "running":
-        version = expect or _majority([probes.get(h, {}).get("version") for h in hosts])
+        seen = [probes.get(h, {}).get("version") for h in hosts] if "http" in layers else [
+            (states.get(h) or {}).get("running_version") for h in hosts]
+        version = expect or _majority(seen)
         if ssh:
             content = _majority([(states.get(h) or {}).get("active_content_sha256") for h in hosts])
             flags = _majority([_flag_names((states.get(h) or {}).get("flags")) for h in hosts])
@@ -112,7 +114,10 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
         st = states.get(host)
         run = (st or {}).get("running") or {}
         row = rows.setdefault(host, {"host": host, "problems": []})
-        row.update(running=p.get("version"), pid=p.get("pid"), directory=p.get("directory"))
+        if "http" in layers:
+            row.update(running=p.get("version"), pid=p.get("pid"), directory=p.get("directory"))
+        else:
+            row.update(running=run.get("version"), pid=run.get("pid"), directory=run.get("directory"))
         if st is not None:
             row.update(active=st.get("active_version"), content=st.get("active_content_sha256"),
                        flags=_flag_names(st.get("flags")), from_active=run.get("from_active"),
@@ -128,7 +133,9 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
                 bad(host, "not confirmed stopped: %s" % "; ".join(why))
             continue
         # HTTP layer: what the process says about itself, from the controller.
-        if not p.get("reachable"):
+        if "http" not in layers:
+            pass
+        elif not p.get("reachable"):
             bad(host, "does not report over HTTP: %s" % p.get("error"))
         else:
             if version is not None and p.get("version") != version:

@@ -220,7 +220,8 @@ def add_commands(sub, root):
     s.add_argument("path", nargs="?", help=path_help)
     s.add_argument("-i", "--inventory", default=default_inventory(root), help=inv_help)
     s.set_defaults(func=lambda args: cmd_lock_show(args, root))
-    b = lsub.add_parser("break", help="remove the lock, only with the holder's run id typed back; recorded in the ledger")
+    b = lsub.add_parser("break", help="remove the lock, only with the holder's run id typed back; recorded in "
+                        "the ledger")
     b.add_argument("path", nargs="?", help=path_help)
     b.add_argument("--run-id", help="the holder's run id (prompted for when omitted on a terminal)")
     b.add_argument("--reason", help="why, for the ledger")
