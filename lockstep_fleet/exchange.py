@@ -36,7 +36,9 @@ class Book:
 
     def stats(self):
         with self._lock:
-            return {"parents": len(self._children), "child_orders": sum(self._children.values())}
+            # The largest count is the flood detector: a well-behaved router sends one child order per parent.
+            return {"parents": len(self._children), "child_orders": sum(self._children.values()),
+                    "max_child_orders_per_parent": max(self._children.values(), default=0)}
 
     def reset(self):
         with self._lock:

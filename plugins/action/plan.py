@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import socket
+import tarfile
 import time
 
 import yaml
@@ -21,6 +22,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import valid_version
+from ansible_collections.lockstep.release.plugins.plugin_utils.flags import disagreement
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, batches, serial_list
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "preflight", "meta", "argument_specs.yml")
@@ -48,6 +50,18 @@ def _sha256(path):
     return h.hexdigest()
 
 
+def _member_json(artifact_path, name):
+    """A JSON file inside the artifact, read without unpacking it; None when absent or unreadable."""
+    try:
+        with tarfile.open(artifact_path) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and os.path.normpath(member.name) == os.path.normpath(name):
+                    return json.load(tar.extractfile(member))
+    except (OSError, ValueError, tarfile.TarError):
+        return None
+    return None
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -61,6 +75,7 @@ class ActionModule(ActionBase):
         group_hosts=dict(type="list", elements="str", required=True),
         canary=dict(type="raw", default=1),
         waves=dict(type="raw", required=True),
+        flags_file=dict(type="str", default=""),
     )
 
     def fail(self, msg):
@@ -104,6 +119,11 @@ class ActionModule(ActionBase):
         if digest != manifest.get("sha256"):
             return self.fail("artifact %s is corrupted: sha256 %s, manifest says %s (artifact-integrity)" % (
                 artifact_path, digest, manifest.get("sha256")))
+        if a["flags_file"]:
+            problems = disagreement(manifest, _member_json(artifact_path, a["flags_file"]), a["flags_file"])
+            if problems:
+                return self.fail("manifest %s and the artifact's own flags file disagree: %s (flag-manifest)" % (
+                    manifest_path, "; ".join(problems)))
         plan = batches(a["group_hosts"], serial)
         names = ["canary"] + ["wave %d" % i for i in range(1, len(plan))]
         lines = ["%s: %s" % (n, ", ".join(b)) for n, b in zip(names, plan, strict=True)]

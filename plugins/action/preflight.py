@@ -8,9 +8,35 @@ anything changes. Every check runs, so the refusal lists every reason, and names
 
 from __future__ import annotations
 
+import json
+import os
+
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.lockstep.release.plugins.plugin_utils.flags import conflicts, declared
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
+
+
+def flag_sources(target, states, manifest_dir=None, manifest_name=None):
+    """``{version: (declaration, hosts)}`` for every version active or running on a host: what can run during the
+    release, and what a host goes back to if it rolls back. Declarations come from the manifest each host keeps,
+    else from the controller's manifest of that version."""
+    where, decl = {}, {}
+    for host, st in states.items():
+        kept = {r.get("version"): r for r in st.get("releases") or []}
+        for version in {st.get("active_version"), (st.get("running") or {}).get("version")} - {None}:
+            where.setdefault(version, set()).add(host)
+            rel = kept.get(version)
+            if rel and rel.get("flags") is not None and version not in decl:
+                decl[version] = declared({"flags": rel["flags"], "retired_flags": rel.get("retired_flags")})
+    for version in where:
+        if version not in decl and manifest_dir and manifest_name:
+            try:
+                with open(os.path.join(manifest_dir, manifest_name.replace("{version}", version))) as f:
+                    decl[version] = declared(json.load(f))
+            except (OSError, ValueError):
+                pass
+    return {v: (decl.get(v), hosts) for v, hosts in where.items() if v != target}
 
 
 class ActionModule(ActionBase):
@@ -25,11 +51,16 @@ class ActionModule(ActionBase):
         states=dict(type="dict", required=True),
         errors=dict(type="dict", default={}),
         lb_servers=dict(type="dict"),
+        lb_addresses=dict(type="dict", default={}),
         manifest=dict(type="dict", required=True),
         min_free_bytes=dict(type="int", default=0),
         allow_partial=dict(type="bool", default=False),
         partial_reason=dict(type="str"),
         allow_mixed_start=dict(type="bool", default=False),
+        manifest_dir=dict(type="path"),
+        manifest_name=dict(type="str"),
+        allow_flag_reuse=dict(type="bool", default=False),
+        flag_reuse_reason=dict(type="str"),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -65,6 +96,12 @@ class ActionModule(ActionBase):
                 if server.get("serving") and name not in a["expected_hosts"]:
                     halted.append((name, "serves traffic through the load balancer (%s) but is not in inventory "
                                          "group %s (load-balancer)" % (server.get("addr"), a["group"])))
+                # A backend entry named like a host but pointing elsewhere sends that host's share of traffic to
+                # a machine lockstep never checks.
+                want = a["lb_addresses"].get(name)
+                if want and name in a["expected_hosts"] and server.get("addr") and server.get("addr") != want:
+                    halted.append((name, "its load balancer entry points at %s, not at the host's service %s "
+                                         "(load-balancer address)" % (server.get("addr"), want)))
 
         reporting = {h: s for h, s in a["states"].items() if s and h in a["expected_hosts"]}
         # 3. Each host's own truth: the release it claims is the release it holds, and is what runs.
@@ -107,9 +144,30 @@ class ActionModule(ActionBase):
             top = max(seen.items(), key=lambda kv: len(kv[1]))[0]
             before = None if top == "nothing" else top
 
+        # 5. Flag reuse (Knight's root cause): one name, one meaning, in every version that can run together.
+        others = flag_sources(target, reporting, a["manifest_dir"], a["manifest_name"])
+        found = conflicts(target, declared(a["manifest"]), others)
+        names = sorted((declared(a["manifest"]) or ({}, set()))[0])
+        if found and a["allow_flag_reuse"] and (a["flag_reuse_reason"] or "").strip():
+            verdict = "flag reuse ALLOWED by the operator (%s): %s" % (a["flag_reuse_reason"].strip(), found[0])
+            warnings.append(verdict)
+        elif found:
+            verdict = "flag-reuse refused: " + found[0]
+            first = sorted(next((h for v, (d, h) in others.items() if v in found[0]), None) or ["fleet"])[0]
+            halted.append((first, "%s (flag-reuse; lockstep_allow_flag_reuse with lockstep_flag_reuse_reason "
+                                  "overrides, only once no client sends the flag)" % "; ".join(found)))
+        else:
+            verdict = "flags consistent: %s across %s" % (
+                ", ".join(names) or "no flags", ", ".join(sorted(set(others) | {target})))
+
         result = gate_result("preflight", hosts, halted, extra_msg="; ".join(warnings) or None,
-                             excluded=excluded, partial=bool(excluded) and partial_ok)
+                             excluded=excluded, partial=bool(excluded) and partial_ok, flags=verdict)
         result["before_version"] = before
         result["excluded"] = excluded
         result["partial"] = bool(excluded) and partial_ok
+        result["flag_verdict"] = verdict
+        # The flags the running release introduced: what a baseline or rollback smoke check exercises.
+        before_decl = (others.get(before) or (None, None))[0] if before else None
+        before_flags = (before_decl or ({}, set()))[0]
+        result["before_flags"] = sorted(n for n, f in before_flags.items() if f.get("since") == before)
         return result

@@ -34,8 +34,61 @@ def host_failures(hostvars, hosts, name):
 
 
 def switched_hosts(hostvars, hosts, name="__lockstep_activate"):
-    """Hosts whose ``current`` symlink a registered deploy call moved (even if the call failed afterwards)."""
-    return [h for h in hosts if (_reg(hostvars, h, name) or {}).get("switched")]
+    """Hosts whose ``current`` symlink a registered deploy call moved (even if the call failed afterwards), and
+    hosts whose connection dropped during the call: nobody knows whether they switched, so they count as changed."""
+    out = []
+    for h in hosts:
+        res = _reg(hostvars, h, name) or {}
+        if res.get("switched") or (res.get("lockstep_unreachable") and not res.get("lockstep_never_connected")):
+            out.append(h)
+    return out
+
+
+def unknown_hosts(hostvars, hosts, name="__lockstep_activate"):
+    """Hosts whose deploy call lost its connection: changed-unknown."""
+    return [h for h in hosts if (_reg(hostvars, h, name) or {}).get("lockstep_unreachable")
+            and not (_reg(hostvars, h, name) or {}).get("lockstep_never_connected")]
+
+
+def lb_managed(hosts, lb_before):
+    """The hosts lockstep may drain and put back: servers it found in the backend and not set aside by an operator
+    (MAINT or DRAIN at preflight stays as found)."""
+    out = []
+    for h in hosts or []:
+        status = str((lb_before or {}).get(h, {}).get("status", "")) if h in (lb_before or {}) else None
+        if status is not None and not status.startswith(("MAINT", "DRAIN")):
+            out.append(h)
+    return out
+
+
+def lb_track(drained, servers, after):
+    """Servers lockstep holds drained, after a load balancer step on ``servers`` that left the backend as ``after``
+    (the step's ``servers`` result). Only what HAProxy confirmed counts: a server is held once HAProxy shows it out
+    of service, and released once HAProxy shows it serving again."""
+    held = list(drained or [])
+    for name in servers or []:
+        info = (after or {}).get(name)
+        if info is None:
+            continue
+        if info.get("serving") and name in held:
+            held.remove(name)
+        elif not info.get("serving") and name not in held:
+            held.append(name)
+    return held
+
+
+def lb_confirmed(servers, after, status="MAINT"):
+    """The servers HAProxy's own answer shows in ``status``: what a summary may claim was done."""
+    return [n for n in servers or [] if str(((after or {}).get(n) or {}).get("status", "")).startswith(status)]
+
+
+def wave_index(waves, batch):
+    """Position of ``batch`` in the planned waves (len(waves) when it is not one of them)."""
+    batch = list(batch or [])
+    for i, wave in enumerate(waves or []):
+        if list(wave) == batch:
+            return i
+    return len(waves or [])
 
 
 def pending_hosts(hostvars, hosts, version, name="__lockstep_preflight_state"):
@@ -118,6 +171,18 @@ def expect_versions(hosts, done, target, before):
     return {h: (target if h in done else (before.get(h) if isinstance(before, dict) else before)) for h in hosts}
 
 
+def service_addresses(hostvars, hosts, var="lockstep_service_url"):
+    """``{host: "ip:port"}`` from each host's service URL: the address its load balancer entry must point at."""
+    from urllib.parse import urlsplit
+
+    out = {}
+    for h in hosts:
+        url = urlsplit(str(hostvars[h].get(var) or ""))
+        if url.hostname:
+            out[h] = "%s:%s" % (url.hostname, url.port or (443 if url.scheme == "https" else 80))
+    return out
+
+
 def host_urls(hostvars, hosts, path="", var="lockstep_service_url"):
     return {h: "%s%s" % (str(hostvars[h][var]).rstrip("/"), path) for h in hosts}
 
@@ -129,10 +194,16 @@ class FilterModule:
             "host_failures": host_failures,
             "expect_versions": expect_versions,
             "switched_hosts": switched_hosts,
+            "unknown_hosts": unknown_hosts,
+            "lb_managed": lb_managed,
+            "lb_track": lb_track,
+            "lb_confirmed": lb_confirmed,
+            "wave_index": wave_index,
             "before_versions": before_versions,
             "pending_hosts": pending_hosts,
             "previous_release": previous_release,
             "host_outcomes": host_outcomes,
             "halt_message": halt_message,
             "host_urls": host_urls,
+            "service_addresses": service_addresses,
         }

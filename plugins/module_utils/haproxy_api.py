@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import socket
+
+# Names that go into runtime-API commands: a ';' or a newline would smuggle in a second command.
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}\Z")
 
 
 class HAProxyError(Exception):
@@ -48,13 +52,34 @@ def servers(sock_path, backend):
             "status": status,
             "scur": int(row.get("scur") or 0),
             "addr": row.get("addr") or None,
-            # Only a server HAProxy considers up and not draining receives new traffic.
-            "serving": status.startswith("UP") and "DRAIN" not in status,
+            "serving": serving(status),
         }
     return found
 
 
+def serving(status):
+    """Whether HAProxy sends new requests to a server with this ``show stat`` status. A server without health
+    checks reports ``no check`` and serves; one that is draining, in maintenance, down or NOLB does not."""
+    return (status.startswith("UP") or status == "no check") and "DRAIN" not in status and "NOLB" not in status
+
+
+def check_name(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise HAProxyError("refusing to send %r to HAProxy's runtime API: not a plain server or backend name" % (name,))
+    return name
+
+
 def set_state(sock_path, backend, server, state):
-    out = command(sock_path, "set server %s/%s state %s" % (backend, server, state)).strip()
+    set_states(sock_path, backend, [server], state)
+
+
+def set_states(sock_path, backend, names, state):
+    """Set every server of ``names`` to ``state`` in ONE runtime-API exchange (commands joined by ';'): a fleet of
+    any size is drained, readied or put in maintenance at once, and no name is used before it is validated."""
+    if not names:
+        return
+    check_name(backend)
+    cmds = ["set server %s/%s state %s" % (backend, check_name(n), check_name(state)) for n in names]
+    out = command(sock_path, "; ".join(cmds)).strip()
     if out:
-        raise HAProxyError("set server %s/%s state %s: %s" % (backend, server, state, out))
+        raise HAProxyError("%s: %s" % (cmds[0] if len(cmds) == 1 else "set server ... state %s" % state, out))

@@ -54,6 +54,9 @@ def release_info(release_dir):
         "sha256": manifest.get("sha256") if manifest else None,
         "valid": False,
         "problem": None,
+        # What the release's code reads, for the flag-reuse gate; None when the manifest declares nothing.
+        "flags": manifest.get("flags") if manifest and "flags" in manifest else None,
+        "retired_flags": (manifest.get("retired_flags") or []) if manifest and "flags" in manifest else None,
     }
     if manifest is None:
         info["problem"] = "no readable %s" % MANIFEST_NAME

@@ -100,7 +100,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lockstep.release.plugins.module_utils.haproxy_api import HAProxyError, servers, set_state
+from ansible_collections.lockstep.release.plugins.module_utils.haproxy_api import HAProxyError, servers, set_states
 
 HAPROXY_STATE = {"drained": "drain", "ready": "ready", "maint": "maint"}
 
@@ -109,7 +109,8 @@ def settled(state, info):
     if state == "drained":
         return info["scur"] == 0
     if state == "ready":
-        return info["status"].startswith("UP")
+        # A server without health checks ("no check") is up as soon as it is enabled.
+        return info["serving"]
     return True
 
 
@@ -138,16 +139,15 @@ def main():
     started = time.monotonic()
     try:
         before = servers(p["socket"], p["backend"])
-        unknown = sorted(set(p["servers"]) - set(before))
         if "*" in p["servers"]:
             # The kill switch takes out every server the backend has, including ones no inventory knows.
             p["servers"] = sorted(before)
+        unknown = sorted(set(p["servers"]) - set(before))
         if unknown:
             fail("backend %s has no server named %s" % (p["backend"], ", ".join(unknown)), servers=before)
         changed = False
         if p["state"] != "query" and p["servers"] and not module.check_mode:
-            for name in p["servers"]:
-                set_state(p["socket"], p["backend"], name, HAPROXY_STATE[p["state"]])
+            set_states(p["socket"], p["backend"], p["servers"], HAPROXY_STATE[p["state"]])
             changed = True
             deadline = started + p["timeout"]
             while p["wait"]:

@@ -48,6 +48,13 @@ options:
     description: Wave sizes after the canary - host counts or percentages of the fleet.
     type: raw
     required: true
+  flags_file:
+    description:
+      - The flags file inside the artifact (relative to its root). When set, the manifest's C(flags) and
+        C(retired_flags) must agree with it exactly, or the release is refused (check C(flag-manifest)): the
+        flag-reuse gate trusts manifests, so a manifest that lies about its flags is refused like a missing one.
+    type: str
+    default: ""
 extends_documentation_fragment:
   - lockstep.release.controller
 """

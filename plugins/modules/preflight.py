@@ -16,6 +16,10 @@ description:
     partial release is allowed with a reason), the load balancer as a second source of truth (a serving backend
     unknown to the inventory refuses), release integrity (a directory whose content does not match its manifest,
     or a C(releases/VERSION) with the wrong content), free disk, and a fleet that is already mixed.
+  - The flag-reuse gate (Knight Capital's root cause) - refuses when a flag name would be read with a different
+    meaning by the release and any version that runs or is active on a host now (the rollback target among them),
+    or when a name one version retired comes back in a later one. Declarations come from the manifests kept on the
+    hosts, else from I(manifest_dir) on the controller.
 options:
   group:
     description: Inventory group name (for messages).
@@ -41,6 +45,12 @@ options:
   lb_servers:
     description: Servers of the backend as returned by M(lockstep.release.haproxy).
     type: dict
+  lb_addresses:
+    description:
+      - Host name to the C(ip:port) its backend server must point at (from its service URL). A backend entry named
+        like a host but pointing elsewhere refuses the release.
+    type: dict
+    default: {}
   manifest:
     description: Manifest of the release.
     type: dict
@@ -60,6 +70,21 @@ options:
     description: Allow a fleet that is already mixed.
     type: bool
     default: false
+  manifest_dir:
+    description: Directory on the controller with the manifests of other versions (for versions no host keeps).
+    type: path
+  manifest_name:
+    description: Manifest file name in I(manifest_dir); C({version}) is replaced.
+    type: str
+  allow_flag_reuse:
+    description:
+      - Let a release or rollback proceed although a flag would change meaning (recorded in the ledger). Only for
+        an operator who knows every client stopped sending the flag; requires I(flag_reuse_reason).
+    type: bool
+    default: false
+  flag_reuse_reason:
+    description: Why reusing the flag is safe; required with I(allow_flag_reuse).
+    type: str
 extends_documentation_fragment:
   - lockstep.release.controller
 """
@@ -92,6 +117,17 @@ excluded:
   type: list
   elements: str
   sample: []
+flag_verdict:
+  description: One line on the flag-reuse gate, shown in check mode too.
+  returned: always
+  type: str
+  sample: "flags consistent: rli across 1.0.0, 2.1.0"
+before_flags:
+  description: Flags the fleet's current release introduced (its manifest's C(since) is that version).
+  returned: always
+  type: list
+  elements: str
+  sample: ["rli"]
 partial:
   description: Whether this is an allowed partial release.
   returned: always

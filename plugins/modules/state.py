@@ -95,7 +95,9 @@ lockstep_state:
       returned: always
       sample: null
     releases:
-      description: Every kept release with C(version), C(path), C(content_sha256), C(sha256), C(valid) and C(problem).
+      description: >-
+        Every kept release with C(version), C(path), C(content_sha256), C(sha256), C(valid), C(problem), and the
+        C(flags) and C(retired_flags) its manifest declares (null when it declares none), for the flag-reuse gate.
       type: list
       elements: dict
       returned: always

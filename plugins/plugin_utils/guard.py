@@ -4,8 +4,14 @@
 
 from __future__ import annotations
 
+import re
+
 from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
+
+# ssh's own words when it never got a session: the module cannot have run. Anything else (a session that closed,
+# a broken pipe, a timeout) may have come after the module started changing the host.
+NEVER_CONNECTED = re.compile(r"connect to host \S+ port \d+: |Could not resolve hostname|Host key verification failed")
 
 
 class GuardedAction(ActionBase):
@@ -13,7 +19,8 @@ class GuardedAction(ActionBase):
 
     Ansible drops an unreachable host from the rest of the play and from every later play without failing the
     others; a block's rescue never sees it. A release must not lose a host that way, so every lockstep task that
-    touches a host reports "unreachable" as an ordinary failure that the phase's rescue handles.
+    touches a host reports "unreachable" as an ordinary failure that the phase's rescue handles, and says whether
+    ssh never got a session (``lockstep_never_connected``: the module did not run) or lost one (it may have).
     """
 
     def run_guarded(self, module_args, task_vars, module_name=None):
@@ -21,8 +28,9 @@ class GuardedAction(ActionBase):
             return self._execute_module(module_name=module_name or self._task.action, module_args=module_args,
                                         task_vars=task_vars)
         except AnsibleConnectionFailure as e:
+            msg = str(e.message or e)
             return dict(failed=True, changed=False, lockstep_unreachable=True, lockstep_check="reachability",
-                        msg="host unreachable: %s" % (e.message or e))
+                        lockstep_never_connected=bool(NEVER_CONNECTED.search(msg)), msg="host unreachable: %s" % msg)
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)

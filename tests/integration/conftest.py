@@ -1,5 +1,6 @@
 """The real local fleet as a pytest fixture (no mocks): namespace hosts, real sshd, HAProxy, exchange simulator."""
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,12 @@ def fleet():
     ``metrics(host)``, ``exchange(path, data=None)``, ``host_pids(host)``, ``recorded_pids()``. Whatever a test
     leaves up is brought down at teardown, and a fleet left over from an earlier run is brought down first.
     """
-    f = Fleet(REPO)
-    f.down()
-    try:
-        yield f
-    finally:
+    # One local fleet per machine (fixed loopback addresses): concurrent test runs wait for each other here.
+    with open("/tmp/lockstep-fleet.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        f = Fleet(REPO)
         f.down()
+        try:
+            yield f
+        finally:
+            f.down()

@@ -25,11 +25,11 @@ def test_exchange_book_counts_children_per_parent_across_threads():
         t.start()
     for t in threads:
         t.join()
-    assert book.stats() == {"parents": 5, "child_orders": 4000}
+    assert book.stats() == {"parents": 5, "child_orders": 4000, "max_child_orders_per_parent": 800}
     assert book.parent("P0") == {"parent_id": "P0", "child_orders": 800, "hosts": [f"h{n}" for n in range(8)]}
     assert book.parent("nope")["child_orders"] == 0
     book.reset()
-    assert book.stats() == {"parents": 0, "child_orders": 0}
+    assert book.stats() == {"parents": 0, "child_orders": 0, "max_child_orders_per_parent": 0}
 
 
 @pytest.mark.parametrize("rate,seconds", [(0, 1), (traffic.MAX_RATE + 1, 1), (10, 0), (10, traffic.MAX_SECONDS + 1)])
