@@ -51,7 +51,7 @@ options:
   flags_file:
     description:
       - The flags file inside the artifact (relative to its root). When set, the manifest's C(flags) and
-        C(retired_flags) must agree with it exactly, or the release is refused (check C(flag-manifest)): the
+        C(retired_flags) must agree with it exactly, or the release is refused (check C(flag-manifest)). The
         flag-reuse gate trusts manifests, so a manifest that lies about its flags is refused like a missing one.
     type: str
     default: ""
