@@ -6,16 +6,22 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.lockstep.release.plugins.module_utils.release_state import parse_version
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
 
 
 def _probe(url):
+    # The JSON field that holds the version travels as the URL's fragment (".../version#build.version"): a fragment
+    # is never sent to the service, and every version URL of a gate carries its own.
+    url, _, field = url.partition("#")
     resp = request(url, timeout=5.0)
-    data = resp.json() if resp.status == 200 else None
-    if not isinstance(data, dict):
+    if resp.status != 200:
         return {"reachable": False, "error": resp.describe()}
-    return {"reachable": True, "version": data.get("version"), "directory": data.get("directory")}
+    version, data, problem = parse_version(resp.body, field or None)
+    if version is None:
+        return {"reachable": False, "error": problem}
+    return {"reachable": True, "version": version, "directory": (data or {}).get("directory")}
 
 
 class ActionModule(ActionBase):

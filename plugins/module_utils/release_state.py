@@ -70,10 +70,49 @@ def release_info(release_dir):
     return info
 
 
-def _http_json(url, timeout):
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
+# What lockstep asks of a service, at least: its version URL answers the running version, as plain text or as a
+# JSON object with the version in one field (``version_field``, a dotted path for nested objects). Everything else it
+# learns from the host: the process from the pidfile, where it was started from the kernel (/proc/PID/cwd and exe).
+# A service that also reports ``pid`` and ``directory`` in its JSON gets the richer check (the process that answered,
+# and where it says it started, must agree with the kernel).
+DEFAULT_VERSION_FIELD = "version"
+# A plain-text answer longer than this, or over several lines, is not a version (an HTML page, an error text).
+_PLAIN_MAX = 128
+
+
+def parse_version(body, field=None):
+    """``(version, data, problem)`` from a version URL's body.
+
+    ``data`` is the JSON object when the service answered one (for the richer checks), else None; ``problem`` says
+    why no version could be read. Shared by the host (``running_state``) and the controller's probes, so both read a
+    service the same way.
+    """
+    field = field or DEFAULT_VERSION_FIELD
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+        plain = text.strip()
+        if not plain or "\n" in plain or len(plain) > _PLAIN_MAX:
+            return None, None, "answer is neither JSON nor a one-line plain-text version: %r" % text[:60]
+        return plain, None, None
+    if isinstance(data, str):
+        return data.strip() or None, None, None if data.strip() else "empty version"
+    if not isinstance(data, dict):
+        return None, None, "JSON answer is a %s, not an object or a string" % type(data).__name__
+    value = data
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None, data, "JSON answer has no version in field %r" % field
+    return str(value), data, None
+
+
+def _http_get(url, timeout):
+    req = urllib.request.Request(url, headers={"Accept": "application/json, text/plain;q=0.9"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read().decode("utf-8"))
+        return resp.read(65536)
 
 
 def _proc_link(pid, what):
@@ -91,24 +130,69 @@ def _read_pidfile(pidfile):
         return None
 
 
-def running_state(version_url, pidfile, timeout):
-    """What the serving process says about itself, checked against the kernel's view of that process."""
+def _as_pid(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def running_state(version_url, pidfile, timeout, version_field=None):
+    """What the serving process says about itself, checked against the kernel's view of that process.
+
+    ``pid_source`` says which process the kernel was asked about: ``service`` (the pid the service reported, the
+    process that answered, whatever a possibly stale pidfile says) or ``pidfile`` (the minimum contract).
+    """
     run = {"reachable": False, "version": None, "sha256": None, "directory": None, "pid": None,
-           "cwd": None, "exe": None, "pidfile_pid": _read_pidfile(pidfile) if pidfile else None, "error": None}
+           "pid_source": None, "cwd": None, "exe": None,
+           "pidfile_pid": _read_pidfile(pidfile) if pidfile else None, "error": None}
     if not version_url:
         run["error"] = "no version URL configured"
         return run
     try:
-        data = _http_json(version_url, timeout)
+        body = _http_get(version_url, timeout)
     except (TimeoutError, urllib.error.URLError, OSError, ValueError) as e:
         run["error"] = "GET %s: %s" % (version_url, getattr(e, "reason", e))
         return run
-    run.update(reachable=True, version=data.get("version"), sha256=data.get("sha256"),
-               directory=data.get("directory"), pid=data.get("pid"))
-    # The process that answered is the one that counts, whatever a (possibly stale) pidfile says.
+    version, data, problem = parse_version(body, version_field)
+    run.update(reachable=True, version=version)
+    if problem:
+        run["error"] = "GET %s: %s" % (version_url, problem)
+    if data is not None:
+        run.update(sha256=data.get("sha256"), directory=data.get("directory"))
+    reported = _as_pid(data.get("pid")) if data is not None else None
+    if reported:
+        run.update(pid=reported, pid_source="service")
+    elif run["pidfile_pid"]:
+        run.update(pid=run["pidfile_pid"], pid_source="pidfile")
     run["cwd"] = _proc_link(run["pid"], "cwd")
     run["exe"] = _proc_link(run["pid"], "exe")
     return run
+
+
+def _inside(path, root):
+    path = os.path.realpath(path)
+    return path == root or path.startswith(root + os.sep)
+
+
+def started_from(run, active_path):
+    """``(True, None)`` when the process was started from ``active_path``, else ``(False, why)``.
+
+    The kernel decides: the process's cwd is the release directory, or its executable lies inside it (a program
+    shipped in the release). When the service also reports the directory it started from, that must agree too.
+    """
+    if not active_path:
+        return False, "no active release"
+    if not run.get("reachable"):
+        return False, run.get("error") or "service does not answer"
+    if not run.get("pid"):
+        return False, "no process to check: the service reports no pid and no pidfile names one"
+    if not run.get("cwd") and not run.get("exe"):
+        return False, "process %s (from the %s) is not running" % (run["pid"], run.get("pid_source"))
+    if not (run.get("cwd") and os.path.realpath(run["cwd"]) == active_path) and not (
+            run.get("exe") and _inside(run["exe"], active_path)):
+        return False, "process %s runs in %s (exe %s), not from %s" % (
+            run["pid"], run.get("cwd"), run.get("exe"), active_path)
+    if run.get("directory") is not None and os.path.realpath(str(run["directory"])) != active_path:
+        return False, "process %s says it started from %s, not %s" % (run["pid"], run["directory"], active_path)
+    return True, None
 
 
 def disk_free(path):
@@ -137,7 +221,7 @@ def read_lock(lock_path):
         return {"owner": "unreadable lock file", "path": lock_path}
 
 
-def gather(base, version_url=None, pidfile=None, flags_file=None, lock_path=None, timeout=3.0):
+def gather(base, version_url=None, pidfile=None, flags_file=None, lock_path=None, timeout=3.0, version_field=None):
     """Return the host's release state as one JSON-able dict (the ``lockstep_state`` contract)."""
     releases_dir = os.path.join(base, "releases")
     current = os.path.join(base, "current")
@@ -167,12 +251,8 @@ def gather(base, version_url=None, pidfile=None, flags_file=None, lock_path=None
     if active_path and active is None:
         state["active_problem"] = "current points at %s, which is not a kept release" % active_path
 
-    run = running_state(version_url, pidfile, timeout)
-    run["from_active"] = bool(
-        active_path and run["reachable"]
-        and run["directory"] and os.path.realpath(run["directory"]) == active_path
-        and run["cwd"] and os.path.realpath(run["cwd"]) == active_path
-    )
+    run = running_state(version_url, pidfile, timeout, version_field)
+    run["from_active"], run["problem"] = started_from(run, active_path)
     state["running"] = run
     state["running_version"] = run["version"]
     state["consistent"] = bool(

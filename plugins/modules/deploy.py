@@ -54,10 +54,18 @@ options:
     description: URL, as seen from the host, that answers 200 when the service is healthy.
     type: str
   version_url:
-    description: URL, as seen from the host, where the running service reports its version as JSON.
+    description:
+      - URL, as seen from the host, where the running service reports its version (plain text, or JSON with the
+        version in I(version_field)); see M(lockstep.release.state) for what is checked.
     type: str
+  version_field:
+    description: Field of a JSON answer that holds the version; a dotted path for nested objects.
+    type: str
+    default: version
   pidfile:
-    description: The service's pidfile (reported in the state).
+    description: >-
+      The service's pidfile: names the process whose cwd and executable are checked when the service does not report
+      its own C(pid).
     type: path
   flags_file:
     description: Path of the flags file relative to a release directory (reported in the state).
@@ -194,7 +202,8 @@ class Deployer:
 
     def state(self):
         p = self.p
-        return gather(self.base, p["version_url"], p["pidfile"], p["flags_file"], None, min(3.0, p["timeout"]))
+        return gather(self.base, p["version_url"], p["pidfile"], p["flags_file"], None, min(3.0, p["timeout"]),
+                      p["version_field"])
 
     def result(self, changed, **extra):
         res = dict(changed=changed, switched=self.switched, previous_version=self.previous,
@@ -291,9 +300,15 @@ class Deployer:
         st = self.state()
         run = st["running"]
         ok = st["consistent"] and st["active_version"] == version and run["version"] == version
-        why = "process %s reports %s from %s (cwd %s)" % (
-            run.get("pid"), run.get("version"), run.get("directory"), run.get("cwd")) if run["reachable"] else (
-            run["error"])
+        if not run["reachable"]:
+            why = run["error"]
+        elif run.get("directory") is not None:
+            why = "process %s reports %s from %s (cwd %s)" % (
+                run.get("pid"), run.get("version"), run.get("directory"), run.get("cwd"))
+        else:
+            why = "process %s (%s) answers %s, cwd %s, exe %s%s" % (
+                run.get("pid"), run.get("pid_source") or "no pid", run.get("version"), run.get("cwd"), run.get("exe"),
+                "" if run.get("from_active") else ": " + str(run.get("problem")))
         return ok, "%s; expected %s from %s" % (why, version, dest)
 
     def active(self):
@@ -356,6 +371,7 @@ def main():
             restart_command=dict(type="list", elements="str"),
             health_url=dict(type="str"),
             version_url=dict(type="str"),
+            version_field=dict(type="str", default="version"),
             pidfile=dict(type="path"),
             flags_file=dict(type="str"),
             timeout=dict(type="float", default=30),

@@ -40,7 +40,10 @@ options:
     type: list
     elements: str
   version_urls:
-    description: Host name to version URL to probe from the controller.
+    description:
+      - Host name to version URL to probe from the controller. The answer is the version as plain text, or a JSON
+        object with it in the field the URL's fragment names (C(http://h1:8080/version#build.version); no fragment -
+        C(version)). The fragment is never sent to the service.
     type: dict
     default: {}
   wave:

@@ -14,9 +14,12 @@ description:
   - The active release (where C(current) points), the checksum of its content, every kept release under
     C(releases/) with its checksum, and whether each directory's content matches its manifest (a directory's
     name proves nothing).
-  - The version, artifact checksum and start directory the running process reports on its version URL, and the
-    kernel's view of that process (C(/proc/PID/cwd) and C(/proc/PID/exe)), so a process that kept running from an
-    old release is caught.
+  - The version the running process reports on its version URL (plain text, or a JSON object with the version in
+    I(version_field)), and the kernel's view of that process (C(/proc/PID/cwd) and C(/proc/PID/exe)), so a process
+    that kept running from an old release is caught. The process is the C(pid) the service reports, if it reports
+    one, else the one I(pidfile) names; it was started from the active release when its cwd is the release
+    directory or its executable lies inside it, and, when the service also reports its start C(directory), that
+    agrees too.
   - The flags in effect (the active release's flags file), free disk and an optional lock file.
   - Never changes anything.
 options:
@@ -25,10 +28,18 @@ options:
     type: path
     required: true
   version_url:
-    description: URL, as seen from the host, where the running service reports its version as JSON.
+    description:
+      - URL, as seen from the host, where the running service reports its version, as plain text (one line) or as
+        JSON (an object with the version in I(version_field), and optionally C(pid), C(directory) and C(sha256)).
     type: str
+  version_field:
+    description: Field of a JSON answer that holds the version; a dotted path (C(build.version)) for nested objects.
+    type: str
+    default: version
   pidfile:
-    description: The service's pidfile, reported for diagnosis (the PID that answered the version URL is the one checked).
+    description:
+      - The service's pidfile. Names the process whose cwd and executable are checked when the service does not
+        report its own C(pid); otherwise reported for diagnosis (the PID that answered is the one checked).
     type: path
   flags_file:
     description: Path of the flags file relative to a release directory.
@@ -52,6 +63,13 @@ EXAMPLES = r"""
     pidfile: /srv/order-router/run/router.pid
     flags_file: flags.json
   register: release_state
+
+- name: A service whose status page is JSON with the version nested, its process named by a pidfile
+  lockstep.release.state:
+    base: /srv/my-service
+    version_url: "{{ lockstep_service_url }}/status"
+    version_field: build.version
+    pidfile: /run/my-service.pid
 
 - name: Show what runs where
   ansible.builtin.debug:
@@ -104,8 +122,9 @@ lockstep_state:
       sample: [{"version": "1.0.0", "valid": true}]
     running:
       description: >-
-        What the serving process reports (C(version), C(sha256), C(directory), C(pid)), the kernel's C(cwd) and
-        C(exe) of that PID, C(reachable), C(error) and C(from_active).
+        What the serving process reports (C(version); C(sha256) and C(directory) when its answer has them), the
+        C(pid) checked and C(pid_source) (C(service) or C(pidfile)), C(pidfile_pid), the kernel's C(cwd) and C(exe)
+        of that PID, C(reachable), C(error), C(from_active), and C(problem) (why it is not from the active release).
       type: dict
       returned: always
       sample: {"version": "2.1.0", "from_active": true}
@@ -146,6 +165,7 @@ def main():
         argument_spec=dict(
             base=dict(type="path", required=True),
             version_url=dict(type="str"),
+            version_field=dict(type="str", default="version"),
             pidfile=dict(type="path"),
             flags_file=dict(type="str"),
             lock_path=dict(type="path"),
@@ -154,7 +174,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    state = gather(p["base"], p["version_url"], p["pidfile"], p["flags_file"], p["lock_path"], p["timeout"])
+    state = gather(p["base"], p["version_url"], p["pidfile"], p["flags_file"], p["lock_path"], p["timeout"],
+                   p["version_field"])
     module.exit_json(changed=False, lockstep_state=state)
 
 

@@ -15,20 +15,29 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
+from ansible_collections.lockstep.release.plugins.module_utils.release_state import parse_version
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
 
 HEADERS = ("host", "running", "active", "content", "flags", "from_active", "lb", "verdict")
 
 
 def probe(url, timeout=2.0):
-    """What a host's process says about itself: ``{reachable, version, sha256, content_sha256, directory, pid}``."""
+    """What a host's process says about itself: ``{reachable, version, sha256, content_sha256, directory, pid}``.
+
+    The minimum is a version (plain text, or the JSON field named by the URL's fragment, default ``version``); the
+    other keys are None unless the service reports them.
+    """
+    url, _, field = url.partition("#")
     resp = request(url, timeout=timeout)
-    data = resp.json() if resp.status == 200 else None
-    if not isinstance(data, dict):
+    if resp.status != 200:
         return {"reachable": False, "error": resp.describe()}
+    version, data, problem = parse_version(resp.body, field or None)
+    if version is None:
+        return {"reachable": False, "error": problem}
     out = {"reachable": True, "error": None}
-    for key in ("version", "sha256", "content_sha256", "directory", "pid"):
-        out[key] = data.get(key)
+    for key in ("sha256", "content_sha256", "directory", "pid"):
+        out[key] = (data or {}).get(key)
+    out["version"] = version
     return out
 
 
@@ -140,7 +149,8 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
         else:
             if version is not None and p.get("version") != version:
                 bad(host, "process %s runs %s, the fleet runs %s" % (p.get("pid"), p.get("version"), version))
-            if base:
+            # Only a service that reports its start directory can be judged on it here; the SSH layer asks /proc.
+            if base and p.get("directory") is not None:
                 tree = os.path.join(base, "releases", str(p.get("version")))
                 if os.path.normpath(str(p.get("directory"))) != tree:
                     bad(host, "process %s was started from %s, outside the release tree (expected %s)" % (

@@ -24,7 +24,7 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.audit import (
     probe_fleet,
 )
 
-DEFAULTS = {"lockstep_group": "app", "lockstep_version_path": "/version"}
+DEFAULTS = {"lockstep_group": "app", "lockstep_version_path": "/version", "lockstep_version_field": "version"}
 
 
 def _load_yaml(path):
@@ -101,7 +101,7 @@ def cmd_audit(args, root):
     if not hosts:
         print("lockstep: inventory %s has no hosts in group %s" % (inv.path, group), file=sys.stderr)
         return 2
-    path = inv.var("lockstep_version_path", group=group)
+    path = inv.var("lockstep_version_path", group=group) + "#" + inv.var("lockstep_version_field", group=group)
     urls = {h: str(inv.var("lockstep_service_url", host=h, group=group)).rstrip("/") + path for h in hosts}
     probes = probe_fleet(urls, timeout=args.timeout)
     audit = judge(hosts, urls, probes, base=inv.var("lockstep_base", group=group), layers=("http",),
