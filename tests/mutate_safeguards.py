@@ -172,6 +172,41 @@ MUTATIONS = [
         '    if False:',
         '../unit/test_lock_cli.py',
     ),
+    (
+        'tree hash covers __pycache__',
+        'plugins/module_utils/tree_hash.py',
+        '        dirnames[:] = sorted(dirnames)',
+        '        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")',
+        'tests/unit/test_release_integrity.py::test_pyc_dropped_into_a_release_is_caught',
+    ),
+    (
+        'unpacked links stay inside the release',
+        'plugins/modules/deploy.py',
+        '                if target != root and not target.startswith(root + os.sep):',
+        '                if False:',
+        'tests/unit/test_release_integrity.py::test_deploy_refuses_on_debian_python',
+    ),
+    (
+        'no setuid/setgid in a release',
+        'plugins/modules/deploy.py',
+        '        if member.mode & _SETID and not member.isdir():',
+        '        if False:',
+        'tests/unit/test_release_integrity.py::test_deploy_refuses_on_debian_python',
+    ),
+    (
+        'unpack keeps no owner or group write',
+        'plugins/modules/deploy.py',
+        '            os.fchmod(out.fileno(), (member.mode & 0o755) | 0o600)',
+        '            os.fchmod(out.fileno(), member.mode)\n            os.fchown(out.fileno(), member.uid, member.gid)',
+        'tests/unit/test_release_integrity.py::test_fallback_keeps_no_owner_no_setid_no_group_write',
+    ),
+    (
+        'nothing written through an archive link',
+        'plugins/modules/deploy.py',
+        '        if any("/".join(parents[:i]) in links for i in range(1, len(parents) + 1)):',
+        '        if False:',
+        'tests/unit/test_release_integrity.py::test_fallback_refuses',
+    ),
 ]
 
 
@@ -185,7 +220,9 @@ def main(only):
         with open(path, "w") as f:
             f.write(src.replace(old, new, 1))
         try:
-            r = subprocess.run([".venv/bin/pytest", "-q", "-x", "--tb=no", "tests/integration/" + test],
+            # A test named from tests/ is a unit test; a bare name is an integration test.
+            where = test if test.startswith("tests/") else "tests/integration/" + test
+            r = subprocess.run([".venv/bin/pytest", "-q", "-x", "--tb=no", where],
                                capture_output=True, text=True, timeout=900)
         finally:
             with open(path, "w") as f:

@@ -14,7 +14,6 @@ import os
 import stat
 
 MANIFEST_NAME = "MANIFEST.json"
-_SKIP_DIRS = frozenset({"__pycache__"})
 
 
 def _file_digest(path):
@@ -26,10 +25,15 @@ def _file_digest(path):
 
 
 def tree_entries(root):
-    """Yield ``(relpath, type, digest)`` for every entry that counts, sorted by relpath."""
+    """Return ``(relpath, type, digest)`` for every entry under ``root`` but the top-level manifest, sorted.
+
+    Nothing is skipped: a directory such as ``__pycache__`` holds code Python runs in place of the source, so a
+    release that gains one no longer matches its manifest (services must not write into their release: the sample's
+    ctl sets PYTHONDONTWRITEBYTECODE). Entries that are neither files nor links (a FIFO, a device) count as ``o``.
+    """
     entries = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        dirnames[:] = sorted(dirnames)
         # os.walk lists symlinks to directories in dirnames; they are entries, not places to descend.
         for name in list(dirnames):
             full = os.path.join(dirpath, name)
@@ -47,6 +51,8 @@ def tree_entries(root):
             elif stat.S_ISREG(st.st_mode):
                 kind = "fx" if st.st_mode & stat.S_IXUSR else "f"
                 entries.append((rel, kind, _file_digest(full)))
+            else:
+                entries.append((rel, "o", hashlib.sha256(oct(stat.S_IFMT(st.st_mode)).encode()).hexdigest()))
     return sorted(entries)
 
 

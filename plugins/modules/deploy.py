@@ -171,24 +171,103 @@ from ansible_collections.lockstep.release.plugins.module_utils.tree_hash import 
 SWITCH_TMP = ".current.lockstep-new"
 
 
-def safe_extract(tar, dest):
-    """Unpack only plain files, directories and relative symlinks that stay inside ``dest``.
+# A release has no business carrying setuid/setgid programs: refused whatever the Python, never merely stripped.
+_SETID = 0o6000
 
-    Python 3.11.4+ has ``filter="data"`` for this; hosts may run an older 3.11 (Debian 12 ships 3.11.2).
+
+def check_members(tar):
+    """Refuse what no release needs, before anything is written: setuid/setgid files, hard links, devices, FIFOs."""
+    for member in tar.getmembers():
+        if not (member.isfile() or member.isdir() or member.issym()):
+            raise ValueError("archive member %r is not a plain file, directory or symlink" % member.name)
+        if member.mode & _SETID and not member.isdir():
+            raise ValueError("archive member %r is setuid/setgid (mode %04o)" % (member.name, member.mode))
+
+
+def safe_extract(tar, dest):
+    """Unpack only plain files, directories and relative symlinks that stay inside ``dest``, owned by the user who
+    unpacks (never the archive's owners), without setuid/setgid/sticky bits or group/other write.
+
+    Python 3.11.4+ has ``filter="data"`` for this; hosts may run an older 3.11 (Debian 12 ships 3.11.2), which get
+    ``extract_checked``.
     """
+    check_members(tar)
     if hasattr(tarfile, "data_filter"):
         tar.extractall(dest, filter="data")
-        return
+    else:
+        extract_checked(tar, dest)
+    # Whatever unpacked it (data filters have had bypasses through link chains), every link as it now lies on disk.
+    links_inside(dest)
+
+
+def links_inside(dest):
+    """Refuse when any symlink under ``dest`` resolves, through however many links, outside it."""
     root = os.path.realpath(dest)
-    for member in tar.getmembers():
-        target = os.path.realpath(os.path.join(root, member.name))
-        if not (member.isfile() or member.isdir() or member.issym()) or not target.startswith(root + os.sep):
-            raise ValueError("unsafe archive member %r" % member.name)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if target != root and not target.startswith(root + os.sep):
+                    raise ValueError("archive symlink %r resolves to %s, outside the release" % (
+                        os.path.relpath(path, root), target))
+
+
+def _member_path(member):
+    """The member's path relative to the release, or an error for absolute paths, '..' and the like."""
+    name = member.name
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or ".." in parts:
+        raise ValueError("unsafe archive member name %r" % name)
+    return "/".join(parts)
+
+
+def extract_checked(tar, dest):
+    """What ``filter="data"`` does, by hand, for Pythons without tarfile filters.
+
+    Files and directories are written first and symlinks last, and no member may lie under a member that is a
+    symlink, so nothing is ever written through a link. ``safe_extract`` then resolves every link on disk, chains
+    included (a link to a link that leaves): a lexical check of each link alone cannot see a chain. Nothing is
+    chowned: the unpacking user owns every entry, whatever owners the archive names.
+    """
+    root = os.path.realpath(dest)
+    members = [(m, _member_path(m)) for m in tar.getmembers()]
+    links = {rel for m, rel in members if m.issym()}
+    seen = set()
+    for member, rel in members:
+        if not rel:
+            if member.isdir():
+                continue  # "./": the release directory itself
+            raise ValueError("archive member %r has no name" % member.name)
+        if rel in seen:
+            raise ValueError("archive member %r appears twice" % member.name)
+        seen.add(rel)
+        parents = rel.split("/")[:-1]
+        if any("/".join(parents[:i]) in links for i in range(1, len(parents) + 1)):
+            raise ValueError("archive member %r lies under a symlink" % member.name)
+        if member.issym() and os.path.isabs(member.linkname):
+            raise ValueError("archive symlink %r points to the absolute path %r" % (member.name, member.linkname))
+    dir_modes = []
+    for member, rel in members:
+        if not rel or member.issym():
+            continue
+        path = os.path.join(root, rel)
+        if member.isdir():
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            dir_modes.append((path, (member.mode & 0o755) | 0o700))
+            continue
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(tar.extractfile(member), out)
+            os.fchmod(out.fileno(), (member.mode & 0o755) | 0o600)
+    for member, rel in members:
         if member.issym():
-            link = os.path.realpath(os.path.join(os.path.dirname(target), member.linkname))
-            if os.path.isabs(member.linkname) or not link.startswith(root + os.sep):
-                raise ValueError("archive symlink %r points outside the release" % member.name)
-    tar.extractall(dest)
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            os.symlink(member.linkname, path)
+    for path, mode in dir_modes:
+        os.chmod(path, mode)
 
 
 class Deployer:
@@ -254,8 +333,11 @@ class Deployer:
         shutil.rmtree(tmp, ignore_errors=True)
         os.mkdir(tmp)
         try:
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-                safe_extract(tar, tmp)
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                    safe_extract(tar, tmp)
+            except (ValueError, OSError, tarfile.TarError) as e:
+                self.fail("artifact refused: %s" % e, "artifact-integrity")
             content = tree_hash(tmp)
             if content != manifest.get("content_sha256"):
                 self.fail("unpacked content sha256 %s does not match the manifest's %s" % (

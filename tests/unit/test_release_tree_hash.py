@@ -102,14 +102,21 @@ def test_top_level_manifest_is_not_content(release):
     assert tree_hash(str(release)) == before
 
 
-def test_pycache_directories_are_not_content(release):
+@pytest.mark.parametrize("where", [".", "lib/deep"])
+def test_pycache_directories_are_content(release, where):
+    """Python runs a cached .pyc in place of its source: code can hide there, so no directory is skipped."""
     before = tree_hash(str(release))
-    for where in (release, release / "lib" / "deep"):
-        (where / "__pycache__").mkdir()
-        (where / "__pycache__" / "router.cpython-311.pyc").write_bytes(b"\x00compiled")
+    (release / where / "__pycache__").mkdir()
+    (release / where / "__pycache__" / "router.cpython-311.pyc").write_bytes(b"\x00compiled")
+    assert tree_hash(str(release)) != before
+    shutil.rmtree(release / where / "__pycache__")
     assert tree_hash(str(release)) == before
-    shutil.rmtree(release / "__pycache__")
-    assert tree_hash(str(release)) == before
+
+
+def test_entries_that_are_neither_files_nor_links_count(release):
+    before = tree_hash(str(release))
+    os.mkfifo(release / "lib" / "pipe")
+    assert tree_hash(str(release)) != before
 
 
 def test_empty_directories_are_implied_not_content(release):
