@@ -15,40 +15,29 @@ host will see. Stdlib only.
 """
 
 import argparse
-import gzip
-import hashlib
-import importlib.util
-import io
 import json
 import os
 import sys
-import tarfile
-import tempfile
 
 SAMPLE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(SAMPLE)
+# The tarball, the tree hash and the manifest are lockstep's own (``bin/lockstep package`` builds any directory with
+# the same code); the repository is the collection, reached through collections/.
+sys.path.insert(0, os.path.join(REPO, "collections"))
+
+from ansible_collections.lockstep.release.plugins.plugin_utils import package  # noqa: E402 (after sys.path, on purpose)
+
 NAME = "order-router"
 VERSIONS = ("1.0.0", "2.0.0", "2.1.0", "2.2.0")
 EXECUTABLE_DIRS = ("bin/",)
-_SKIP = ("__pycache__",)
-
-
-def _load_tree_hash():
-    path = os.path.join(REPO, "plugins", "module_utils", "tree_hash.py")
-    spec = importlib.util.spec_from_file_location("lockstep_tree_hash", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.tree_hash
-
-
-tree_hash = _load_tree_hash()
+_SKIP = package.DEBRIS_DIRS
 
 
 def _collect(src_dir, files):
     for dirpath, dirnames, filenames in os.walk(src_dir):
         dirnames[:] = [d for d in dirnames if d not in _SKIP]
         for name in filenames:
-            if name.endswith((".pyc", ".pyo")) or name.startswith("."):
+            if name.endswith(package.DEBRIS_SUFFIXES) or name.startswith("."):
                 continue
             full = os.path.join(dirpath, name)
             with open(full, "rb") as f:
@@ -71,75 +60,21 @@ def _mode(relpath):
     return 0o755 if relpath.startswith(EXECUTABLE_DIRS) else 0o644
 
 
-def _tarinfo(name, kind, size=0, mode=0o644):
-    ti = tarfile.TarInfo(name)
-    ti.type = kind
-    ti.size = size
-    ti.mode = mode
-    ti.mtime = 0
-    ti.uid = ti.gid = 0
-    ti.uname = ti.gname = ""
-    return ti
-
-
 def make_tarball(files):
-    """Return the gzipped tar bytes of ``files``: sorted entries, fixed metadata, gzip mtime 0, no file name."""
-    dirs = set()
-    for rel in files:
-        parts = rel.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            dirs.add("/".join(parts[:i]))
-    entries = sorted([(d, None) for d in dirs] + list(files.items()))
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for rel, data in entries:
-            if data is None:
-                tar.addfile(_tarinfo(rel, tarfile.DIRTYPE, mode=0o755))
-            else:
-                tar.addfile(_tarinfo(rel, tarfile.REGTYPE, len(data), _mode(rel)), io.BytesIO(data))
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()
+    """The gzipped tar bytes of ``files`` (see ``package.make_tarball``), ``bin/*`` executable."""
+    return package.make_tarball(files, {rel: _mode(rel) for rel in files})
 
 
 def content_hash(tarball):
-    """Tree hash of the tarball's content, extracted the way a host extracts it."""
-    with tempfile.TemporaryDirectory(prefix="order-router-build-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # pragma: no cover - Python < 3.11.4
-                tar.extractall(tmp)
-        return tree_hash(tmp)
+    return package.content_hash(tarball)
 
 
 def manifest_for(version, files, tarball):
-    flags_cfg = json.loads(files["flags.json"])
-    flags = [
-        {"name": name, "meaning": spec["meaning"], "since": spec["since"]}
-        for name, spec in sorted(flags_cfg.get("flags", {}).items())
-    ]
-    retired = sorted(flags_cfg.get("retired_flags", []))
-    reused = set(retired) & {f["name"] for f in flags}
-    if reused:
-        raise SystemExit("build: {}: flags both live and retired: {}".format(version, ", ".join(sorted(reused))))
-    return {
-        "name": NAME,
-        "version": version,
-        "artifact": f"{NAME}-{version}.tar.gz",
-        "sha256": hashlib.sha256(tarball).hexdigest(),
-        "content_sha256": content_hash(tarball),
-        "flags": flags,
-        "retired_flags": retired,
-    }
-
-
-def _write(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        return package.manifest_for(NAME, version, f"{NAME}-{version}.tar.gz", tarball,
+                                    json.loads(files["flags.json"]), f"{version}: flags.json")
+    except ValueError as e:
+        raise SystemExit(f"build: {e}") from e
 
 
 def build(version, out_dir):
@@ -147,12 +82,7 @@ def build(version, out_dir):
     files = release_files(version)
     tarball = make_tarball(files)
     manifest = manifest_for(version, files, tarball)
-    os.makedirs(out_dir, exist_ok=True)
-    _write(os.path.join(out_dir, manifest["artifact"]), tarball)
-    _write(
-        os.path.join(out_dir, f"{NAME}-{version}.manifest.json"),
-        (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
-    )
+    package.write_artifact(out_dir, f"{NAME}-{version}", tarball, manifest)
     return manifest
 
 
