@@ -33,6 +33,7 @@ def main(argv=None, repo_root=None):
     p.add_argument("--hosts", type=int, default=8, help="number of hosts, 1..32 (default 8)")
     p.add_argument("--version", help="install and start this release on every host")
     p.add_argument("--artifacts", help="directory holding order-router-V.{tar.gz,manifest.json} (default artifacts/)")
+    p.add_argument("--no-lb-checks", action="store_true", help="HAProxy servers without health checks ('no check')")
     sub.add_parser("down", help="stop everything and remove .fleet/ and the inventory")
     p = sub.add_parser("status", help="show hosts, sshd, service, HAProxy and exchange")
     p.add_argument("--json", action="store_true")
@@ -55,7 +56,7 @@ def main(argv=None, repo_root=None):
         if args.command == "up":
             if not 1 <= args.hosts <= 32:
                 ap.error("--hosts must be between 1 and 32")
-            state = fleet.up(hosts=args.hosts, version=args.version)
+            state = fleet.up(hosts=args.hosts, version=args.version, lb_checks=not args.no_lb_checks)
             print("fleet up: {} hosts in {:.2f}s{}; inventory {}".format(
                 len(state["hosts"]), state["up_seconds"],
                 f", release {args.version} running" if args.version else "", fleet.inventory))

@@ -171,7 +171,7 @@ class Fleet:
         return state["hosts"][name]
 
     # ----- up --------------------------------------------------------------------------------------------------
-    def up(self, hosts=8, version=None):
+    def up(self, hosts=8, version=None, lb_checks=True):
         names = render.host_names(hosts)
         if self.state() or os.path.exists(self.dir):
             self.down()
@@ -192,7 +192,7 @@ class Fleet:
                     lambda u=unshare: (children(u) or [None])[0], 5, f"the init of {name}")
             self._save(state)
             state["exchange"]["pid"] = self._start_exchange()
-            state["haproxy"]["pid"] = self._start_haproxy(names)
+            state["haproxy"]["pid"] = self._start_haproxy(names, lb_checks)
             self._save(state)
             self._write_inventory(names)
             want = {(render.host_ip(n), 22) for n in names}
@@ -276,10 +276,10 @@ class Fleet:
         wait_for(lambda: ("127.0.0.1", 9100) in listening(), 10, "the exchange simulator")
         return self._pidfile(self.exchange_pidfile)
 
-    def _start_haproxy(self, names):
+    def _start_haproxy(self, names, checks=True):
         cfg = os.path.join(self.haproxy_dir, "haproxy.cfg")
         with open(cfg, "w") as f:
-            f.write(render.haproxy_cfg(names, self.haproxy_socket, self.haproxy_pidfile))
+            f.write(render.haproxy_cfg(names, self.haproxy_socket, self.haproxy_pidfile, checks=checks))
         res = subprocess.run(["haproxy", "-f", cfg], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                              start_new_session=True)
         if res.returncode != 0:

@@ -62,7 +62,9 @@ def known_hosts(public_keys):
     return "".join(lines)
 
 
-def haproxy_cfg(names, socket_path, pidfile):
+def haproxy_cfg(names, socket_path, pidfile, checks=True):
+    """HAProxy's configuration; ``checks=False`` gives servers without health checks (HAProxy reports them as
+    "no check"), which real backends often are."""
     lines = [
         "# HAProxy of the local fleet (written by bin/fleet up)",
         "global",
@@ -92,7 +94,7 @@ def haproxy_cfg(names, socket_path, pidfile):
         "    http-check expect status 200",
         "    default-server inter 500ms fastinter 250ms downinter 500ms rise 1 fall 2",
     ]
-    lines += [f"    server {name} {host_ip(name)}:{SERVICE_PORT} check" for name in names]
+    lines += [f"    server {name} {host_ip(name)}:{SERVICE_PORT}{' check' if checks else ''}" for name in names]
     return "\n".join(lines) + "\n"
 
 

@@ -37,11 +37,15 @@ def scrape(url):
 
 
 def evaluate(threshold, totals):
-    """Return a breach message or None."""
-    value = totals.get(threshold["metric"], 0.0)
+    """Return a breach message or None. A metric the threshold names that the host does not expose is a breach,
+    not a zero: a watch that cannot see is not a watch that passed."""
     per = threshold.get("per")
+    missing = [m for m in (threshold["metric"], per) if m and m not in totals]
+    if missing:
+        return "%s: metric %s not exposed" % (threshold.get("name", threshold["metric"]), ", ".join(missing))
+    value = totals[threshold["metric"]]
     if per:
-        denominator = totals.get(per, 0.0)
+        denominator = totals[per]
         # Too little traffic to judge a ratio yet; with none at all there is no ratio (even with min_count 0).
         if denominator <= 0 or denominator < float(threshold.get("min_count", 1)):
             return None

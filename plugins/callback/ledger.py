@@ -8,6 +8,7 @@ import getpass
 import os
 import socket
 import sys
+import tempfile
 
 from ansible import context
 from ansible.module_utils.common.text.converters import to_text
@@ -19,9 +20,11 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     FORMAT_VERSION,
     LedgerWriter,
     format_summary,
+    line_of,
     plain,
     redact_vars,
     scrub,
+    seal,
     state_version,
 )
 
@@ -32,6 +35,8 @@ except ImportError:  # pragma: no cover
     PlayIterator = TaskQueueManager = None
 
 COLLECTION_PREFIX = "lockstep.release."
+# Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
+LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
 NO_LOG_MESSAGE = "output hidden (no_log)"
 STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
                "lockstep_hosts")
@@ -138,6 +143,23 @@ options:
 """
 
 
+class _StderrWriter:
+    """The last resort of a ledger that cannot write anywhere: the chained records, one JSON line each, on stderr."""
+
+    path = "stderr"
+
+    def __init__(self):
+        self.seq, self.prev = 0, "0" * 64
+
+    def append(self, record):
+        sealed = seal(record, self.seq, self.prev)
+        sys.stderr.write("lockstep-ledger: " + line_of(sealed).decode("utf-8"))
+        sys.stderr.flush()
+        self.seq += 1
+        self.prev = sealed["hash"]
+        return sealed
+
+
 def _utcnow():
     return datetime.datetime.now(datetime.UTC)
 
@@ -202,6 +224,8 @@ class CallbackModule(CallbackBase):
         self._reported = {}  # last set_stats data seen in results
         self._version = None
         self._finished = False
+        self._in_flight = False  # the run holds the release lock or changed a host: stopping now would strand it
+        self._fallback = None  # where records go once the ledger itself cannot be written mid-release
         self._audit = None  # the last lockstep_audit (verify.yml, halt.yml, resume.yml): its table replaces the summary
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
@@ -226,11 +250,32 @@ class CallbackModule(CallbackBase):
         rec.update(self._clean(fields))
         try:
             sealed = self._writer.append(rec)
-        except Exception as ex:  # disk full, file removed, ...: stop the release
-            self._fail_ledger(f"cannot append to ledger {self._writer.path}: {ex}")
-            return None
+        except Exception as ex:  # disk full, file removed, ...
+            message = f"cannot append to ledger {self._writer.path}: {ex}"
+            if not self._in_flight:
+                self._fail_ledger(message)  # nothing changed yet: stopping strands nothing
+                return None
+            return self._fall_back(message, rec)
         self._publish_stats()
         return sealed
+
+    def _fall_back(self, message, rec):
+        """Mid-release, stopping would leave hosts switched and the lock held. Keep every record in a fallback file
+        (or on stderr) and tell the release's gates, which halt it, so the rollback and finish still run."""
+        broken = self._writer
+        path = os.path.join(tempfile.gettempdir(), "lockstep-ledger-fallback-%d.jsonl" % os.getpid())
+        try:
+            self._writer = LedgerWriter(path)
+            self._fallback = path
+        except Exception:
+            self._writer = _StderrWriter()
+            self._fallback = "stderr"
+        self._display.error(f"lockstep ledger: {message} - halting the release; records continue in {self._fallback}")
+        # Worker processes are forked from this one for every task: the gates read this variable.
+        os.environ[LEDGER_BROKEN_ENV] = f"{message}; records continue in {self._fallback}"
+        self._writer.append({"event": "ledger_fallback", "ts": rec.get("ts"), "message": message,
+                             "ledger": broken.path, "ledger_seq": broken.seq, "ledger_prev": broken.prev})
+        return self._writer.append(rec)
 
     def _fail_ledger(self, message):
         self._broken = message
@@ -433,7 +478,17 @@ class CallbackModule(CallbackBase):
         if outcome is not None:
             entry["result"] = outcome
 
+    def _note_in_flight(self, result):
+        action = str(getattr(result._task, "action", ""))
+        res = result._result if isinstance(result._result, dict) else {}
+        if action.endswith("deploy") and (
+                res.get("switched") or (res.get("lockstep_unreachable") and not res.get("lockstep_never_connected"))):
+            self._in_flight = True
+        if action.endswith(".lock") and res.get("changed") and result._task.args.get("state") != "released":
+            self._in_flight = True
+
     def v2_runner_on_ok(self, result):
+        self._note_in_flight(result)
         host, common = self._common(result)
         phase = common["phase"]
         if self._no_log(result):
@@ -506,6 +561,7 @@ class CallbackModule(CallbackBase):
                 wave.get("done", "?"), wave.get("total", "?")))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._note_in_flight(result)
         host, common = self._common(result)
         if not ignore_errors:
             self._failures += 1

@@ -4,11 +4,22 @@
 
 from __future__ import annotations
 
+import os
+
+# Set by the ledger callback when the ledger cannot be written mid-release (it continues in a fallback file). The
+# callback cannot stop a release that already changed hosts without stranding them, so every gate that lets the
+# release go FORWARD halts on it; the rollback's gates and the final census do not, so the fleet goes back.
+LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
+NOT_FORWARD = ("rollback", "final")
+
 
 def gate_result(gate, hosts, halted, extra_msg=None, halt=True, **extra):
     """``halted`` is a list of ``(host, message)``; the gate passes when it is empty. With ``halt=False`` a gate
     that does not pass still returns normally: the role records the halt itself (a failing ``run_once`` task would
     make Ansible drop every other host of the play from the rest of the run)."""
+    broken = os.environ.get(LEDGER_BROKEN_ENV)
+    if broken and not str(gate).startswith(NOT_FORWARD):
+        halted = list(halted) + [("controller", "the ledger cannot be written: %s (ledger)" % broken)]
     passed = not halted
     if passed:
         msg = "gate %s passed on %d host(s)" % (gate, len(hosts))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
 from ansible_collections.lockstep.release.plugins.module_utils import ledger
@@ -117,3 +118,41 @@ def lb_status(fleet):
     rows = csv.DictReader(io.StringIO(fleet.haproxy("show stat").lstrip("# ")))
     return {r["svname"]: r["status"] for r in rows if r["pxname"] == "order_router" and r["svname"] not in (
         "FRONTEND", "BACKEND")}
+
+
+class Clients:
+    """Clients sending orders (with one flag, or none) through HAProxy in the background, until stopped: the
+    reports say how many requests failed while lockstep worked."""
+
+    def __init__(self, fleet, flag=None, rate=20):
+        self.fleet, self.flag, self.rate, self.reports = fleet, flag, rate, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.reports.append(self.fleet.traffic(rate=self.rate, seconds=1, flag=self.flag))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    @property
+    def succeeded(self):
+        return sum(r["succeeded"] for r in self.reports)
+
+    @property
+    def failed(self):
+        return sum(r["failed"] for r in self.reports)
+
+    @property
+    def errors(self):
+        out = {}
+        for r in self.reports:
+            for k, v in r["errors"].items():
+                out[k] = out.get(k, 0) + v
+        return out

@@ -8,9 +8,7 @@ HAProxy the whole time, no parent order ever produces more than one child order.
 
 from __future__ import annotations
 
-import threading
-
-from release_helpers import assert_whole_fleet_on, fleet_versions, release
+from release_helpers import Clients, assert_whole_fleet_on, fleet_versions, release
 from test_release_halts import stale_pidfile
 
 OVERRIDE = {"lockstep_allow_flag_reuse": True,
@@ -25,31 +23,6 @@ def repair(fleet, host):
     fleet.exec(host, "kill", pid, check=True)
     fleet.exec(host, "/srv/order-router/current/bin/ctl", "start", check=True)
     fleet.wait_healthy([host])
-
-
-class Clients:
-    """Clients sending orders with one flag through HAProxy, in the background, until stopped."""
-
-    def __init__(self, fleet, flag):
-        self.fleet, self.flag, self.reports = fleet, flag, []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self.stop.is_set():
-            self.reports.append(self.fleet.traffic(rate=20, seconds=1, flag=self.flag))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=30)
-
-    @property
-    def succeeded(self):
-        return sum(r["succeeded"] for r in self.reports)
 
 
 def test_flag_reuse_gate_refuses_2_0_0_on_a_healthy_1_0_0_fleet_and_2_1_0_succeeds(fleet, tmp_path):

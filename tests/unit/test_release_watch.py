@@ -31,15 +31,16 @@ def test_ratio_waits_for_enough_traffic():
     assert evaluate(dict(fan_out, min_count=100), TOTALS) is not None
 
 
-def test_missing_metric_counts_as_zero():
-    assert evaluate({"metric": "nope_total", "max": 0}, TOTALS) is None
-    assert evaluate({"metric": "nope_total", "per": "also_missing", "max": 0}, TOTALS) is None
+def test_a_metric_the_host_does_not_expose_is_a_breach_not_a_zero():
+    assert evaluate({"metric": "nope_total", "max": 0}, TOTALS) == "nope_total: metric nope_total not exposed"
+    assert "also_missing not exposed" in evaluate(
+        {"metric": "order_router_errors_total", "per": "also_missing", "max": 1, "name": "ratio"}, TOTALS)
 
 
 def test_ratio_with_nothing_to_divide_by_is_no_breach_even_with_min_count_zero():
     threshold = {"metric": "order_router_errors_total", "per": "order_router_orders_received_total", "max": 0.1,
                  "min_count": 0}
-    assert evaluate(threshold, {"order_router_errors_total": 2.0}) is None
+    assert evaluate(threshold, {"order_router_errors_total": 2.0, "order_router_orders_received_total": 0.0}) is None
 
 
 METRICS = """\
