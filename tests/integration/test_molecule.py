@@ -1,19 +1,24 @@
-"""The molecule scenario molecule/default, run as CI runs it: `molecule test -s default` from the repository root.
+"""Every molecule scenario, run as CI runs them: `molecule test --all` from the repository root.
 
-It brings up the real local fleet (3 hosts on 1.0.0), releases 2.1.0 with playbooks/release.yml and the ledger
-callback, verifies the hosts and the ledger from inside molecule, and brings the
-fleet down. Here the ledgers that run left behind are checked again from outside, with `bin/lockstep`.
+Each scenario brings up the real local fleet (3 hosts on 1.0.0), runs a release (converge), checks every host over
+SSH with testinfra (verify) and brings the fleet down: default (a clean release of 2.1.0, then a second one that
+changes nothing), stale_host, flag_reuse, unreachable_midway, rollback_failure, check_mode (each fails unless the
+release halted or refused for its own reason). Here the ledgers scenario default left behind are checked again
+from outside, with `bin/lockstep`.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import subprocess
 
 from release_helpers import REPO, VENV_BIN, ledger
 
-# molecule/default/molecule.yml: LOCKSTEP_LEDGER_DIR (kept after the run; molecule prunes its ephemeral directory).
-LEDGER_DIR = os.path.join(REPO, ".lockstep", "molecule", "ledger")
+# .config/molecule/config.yml: LOCKSTEP_LEDGER_DIR (kept after the run; molecule prunes its ephemeral directory).
+LEDGER_DIR = os.path.join(REPO, ".lockstep", "molecule", "default", "ledger")
+SCENARIOS = ["check_mode", "default", "flag_reuse", "rollback_failure", "stale_host", "unreachable_midway"]
 LOCKSTEP = os.path.join(REPO, "bin", "lockstep")
 HOSTS = ["h1", "h2", "h3"]
 
@@ -35,15 +40,24 @@ def lockstep_ledger(action, path):
                           stdin=subprocess.DEVNULL, env=molecule_env())
 
 
-def test_molecule_default_scenario_releases_and_leaves_a_verified_ledger(fleet):
-    # The `fleet` fixture brings down a fleet left over from an earlier test, and this one's if molecule could not.
+def test_every_molecule_scenario_passes_and_default_leaves_a_verified_ledger(fleet):
+    # The `fleet` fixture holds the machine's fleet lock for the whole molecule run, brings down a fleet left over
+    # from an earlier test first, and this one's if molecule could not.
+    assert sorted(os.path.basename(os.path.dirname(p)) for p in glob.glob(os.path.join(
+        REPO, "molecule", "*", "molecule.yml"))) == SCENARIOS
     before = ledger_names()
-    proc = subprocess.run([os.path.join(VENV_BIN, "molecule"), "test", "-s", "default"], cwd=REPO,
-                          env=molecule_env(), capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    proc = subprocess.run([os.path.join(VENV_BIN, "molecule"), "test", "--all"], cwd=REPO,
+                          env=molecule_env(), capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-12000:]
     assert "lockstep: wave" in out, out[-12000:]  # the ledger callback printed its wave progress during converge
     assert not os.path.exists(os.path.join(REPO, "inventory", "local", "hosts.yml")), "molecule left the fleet up"
+    recap = out[out.rindex("SCENARIO RECAP"):]
+    for name in SCENARIOS:  # every scenario ran every action of its sequence, none failed or was missing
+        line = re.search(r"^%s\s+: (.*)$" % name, recap, re.M)
+        assert line and "failed=0" in line.group(1) and "missing=0" in line.group(1), recap
+    # testinfra ran its checks over SSH in every scenario (16 per scenario: 5 per host and HAProxy's view)
+    assert out.count("16 passed") == len(SCENARIOS), out[-12000:]
 
     new = sorted(ledger_names() - before)  # names start with the UTC time: run order
     releases = [n for n in new if "-converge-" in n]
@@ -68,9 +82,9 @@ def test_molecule_default_scenario_releases_and_leaves_a_verified_ledger(fleet):
     assert {h: (last["hosts"][h]["before"], last["hosts"][h]["after"]) for h in HOSTS} == dict.fromkeys(
         HOSTS, ("1.0.0", "2.1.0")), last["hosts"]
 
-    # Every other playbook of the run (create, verify, destroy) was recorded too, and its ledger is intact; the
-    # directory form of `ledger verify` checks the newest of them (destroy's).
-    assert any("-create-" in n for n in new) and any("-verify-" in n for n in new), new
+    # Every other playbook of the run (create, side_effect, destroy) was recorded too, and its ledger is intact;
+    # the directory form of `ledger verify` checks the newest of them (destroy's).
+    assert any("-create-" in n for n in new) and any("-side_effect-" in n for n in new), new
     assert "-destroy-" in new[-1], new
     for name in new:
         verify = lockstep_ledger("verify", os.path.join(LEDGER_DIR, name))
