@@ -238,8 +238,8 @@ MUTATIONS = [
     (
         'operator MAINT/DRAIN restored as found',
         'plugins/filter/lockstep.py',
-        '        if status is not None and not status.startswith(("MAINT", "DRAIN")):',
-        '        if status is not None:',
+        '        if h in (ours or ()) or (status is not None and not status.startswith(("MAINT", "DRAIN"))):',
+        '        if h in (ours or ()) or status is not None:',
         'test_safety_net.py::test_operator_maint_and_drain_stay_as_found_after_a_release_and_a_rollback',
     ),
     (

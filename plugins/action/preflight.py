@@ -39,6 +39,23 @@ def flag_sources(target, states, manifest_dir=None, manifest_name=None):
     return {v: (decl.get(v), hosts) for v, hosts in where.items() if v != target}
 
 
+def resumable(target, states, interrupted):
+    """``(old version, hosts already on target)`` when the fleet is the mixed state that an interrupted run of this
+    very release leaves: its record (left next to the lock) names ``target``, and every host holds and runs only the
+    one old version or ``target``. None otherwise."""
+    if not interrupted or interrupted.get("version") != target:
+        return None
+    seen = set()
+    for st in states.values():
+        seen |= {st.get("active_version"), (st.get("running") or {}).get("version")} - {None}
+    old = seen - {target}
+    if len(old) != 1 or any(st.get("bare") for st in states.values()):
+        return None
+    on_target = sorted(h for h, st in states.items() if target in (
+        st.get("active_version"), (st.get("running") or {}).get("version")))
+    return (old.pop(), on_target) if on_target else None
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -59,6 +76,7 @@ class ActionModule(ActionBase):
         allow_mixed_start=dict(type="bool", default=False),
         manifest_dir=dict(type="path"),
         manifest_name=dict(type="str"),
+        interrupted=dict(type="dict"),
         allow_flag_reuse=dict(type="bool", default=False),
         flag_reuse_reason=dict(type="str"),
     )
@@ -130,17 +148,26 @@ class ActionModule(ActionBase):
                 key = "%s on disk / %s running" % (st.get("active_version"), run.get("version"))
             seen.setdefault(key, []).append(host)
         before = None
+        befores = {h: st.get("active_version") for h, st in reporting.items()}
+        resumed = resumable(target, reporting, a["interrupted"])
+        inherited = []
         if len(seen) > 1 or (seen and not all(st.get("consistent") or st.get("bare") for st in reporting.values())):
             story = "; ".join("%s: %s" % (k, ",".join(v)) for k, v in sorted(seen.items(), key=lambda kv: -len(kv[1])))
             majority = max(seen.items(), key=lambda kv: len(kv[1]))[0]
             odd = next((h for k, v in seen.items() if k != majority for h in v),
                        next(iter(reporting), "fleet"))
-            if a["allow_mixed_start"]:
+            if resumed:
+                # The same release, interrupted (its controller died): the mix is its own, old and target only.
+                before, inherited = resumed
+                befores = dict.fromkeys(reporting, before)
+                warnings.append("continuing release %s of run %s, interrupted with %s already on it (%s)" % (
+                    target, a["interrupted"].get("run_id"), ", ".join(inherited), story))
+            elif a["allow_mixed_start"]:
                 warnings.append("fleet starts mixed (%s)" % story)
             else:
                 halted.append((odd, "the fleet is already mixed (%s) (mixed-fleet; lockstep_allow_mixed_start "
                                     "overrides)" % story))
-        if seen:
+        if seen and not resumed:
             top = max(seen.items(), key=lambda kv: len(kv[1]))[0]
             before = None if top == "nothing" else top
 
@@ -163,6 +190,11 @@ class ActionModule(ActionBase):
         result = gate_result("preflight", hosts, halted, extra_msg="; ".join(warnings) or None,
                              excluded=excluded, partial=bool(excluded) and partial_ok, flags=verdict)
         result["before_version"] = before
+        result["befores"] = befores
+        # What each host runs now: the baseline's smoke checks and a refusal's census expect exactly this.
+        result["found"] = {h: (st.get("running") or {}).get("version") or st.get("active_version")
+                           for h, st in reporting.items()}
+        result["inherited"] = inherited
         result["excluded"] = excluded
         result["partial"] = bool(excluded) and partial_ok
         result["flag_verdict"] = verdict

@@ -50,13 +50,13 @@ def unknown_hosts(hostvars, hosts, name="__lockstep_activate"):
             and not (_reg(hostvars, h, name) or {}).get("lockstep_never_connected")]
 
 
-def lb_managed(hosts, lb_before):
+def lb_managed(hosts, lb_before, ours=()):
     """The hosts lockstep may drain and put back: servers it found in the backend and not set aside by an operator
-    (MAINT or DRAIN at preflight stays as found)."""
+    (MAINT or DRAIN at preflight stays as found), or that lockstep itself left drained (``ours``)."""
     out = []
     for h in hosts or []:
         status = str((lb_before or {}).get(h, {}).get("status", "")) if h in (lb_before or {}) else None
-        if status is not None and not status.startswith(("MAINT", "DRAIN")):
+        if h in (ours or ()) or (status is not None and not status.startswith(("MAINT", "DRAIN"))):
             out.append(h)
     return out
 

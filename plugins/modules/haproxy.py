@@ -51,6 +51,20 @@ options:
         C(run_once) task whose caller makes every host fail on it.
     type: bool
     default: true
+  record:
+    description:
+      - A JSON file on the load balancer host (lockstep keeps it next to its release lock) that lists the servers
+        lockstep itself drained and has not put back, with the I(run_id) and I(version) of the release. A
+        controller that dies mid-release leaves it behind, so the next run tells lockstep's own drains from an
+        operator's and recognises a fleet left mixed by that release. Updated only with what HAProxy confirmed;
+        returned as C(lockstep_record).
+    type: path
+  run_id:
+    description: Run that owns the drains written to I(record).
+    type: str
+  version:
+    description: Version the run releases, written to I(record).
+    type: str
 extends_documentation_fragment:
   - lockstep.release.host
 """
@@ -89,6 +103,11 @@ lockstep_lb_error:
   returned: when halt is false and something failed
   type: str
   sample: HAProxy servers h3 not drained after 30s
+lockstep_record:
+  description: Content of I(record) after the call (null when there is none).
+  returned: when record is set
+  type: dict
+  sample: {"run_id": "20261125T101500-4242-2.1.0", "version": "2.1.0", "drained": ["h2", "h3"]}
 elapsed:
   description: Seconds spent.
   returned: always
@@ -96,6 +115,8 @@ elapsed:
   sample: 0.4
 """
 
+import json
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -114,6 +135,38 @@ def settled(state, info):
     return True
 
 
+def read_record(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def update_record(path, run_id, version, state, names, now):
+    """Keep the record of lockstep's own drains in step with what HAProxy confirmed (atomically replaced)."""
+    rec = read_record(path) or {}
+    drained = set(rec.get("drained") or [])
+    for name in names:
+        info = now.get(name)
+        if info is None:
+            continue
+        if state == "drained" and not info["serving"]:
+            drained.add(name)
+        elif (state == "ready" and info["serving"]) or state == "maint":
+            drained.discard(name)
+    new = {"run_id": run_id or rec.get("run_id"), "version": version or rec.get("version"), "drained": sorted(drained)}
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(tmp, "w") as f:
+        json.dump(new, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return new
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -124,10 +177,14 @@ def main():
             wait=dict(type="bool", default=True),
             timeout=dict(type="float", default=30),
             halt=dict(type="bool", default=True),
+            record=dict(type="path"),
+            run_id=dict(type="str"),
+            version=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    recorded = {}
 
     def fail(msg, changed=False, **extra):
         if p["halt"]:
@@ -135,6 +192,14 @@ def main():
         # Reported, not raised: the caller makes every host of the wave fail on it (a failing run_once task would
         # drop the play's other hosts, the ones to roll back among them, from the rest of the run).
         module.exit_json(changed=changed, msg=msg, lockstep_lb_error=msg, **extra)
+
+    def record(now):
+        if p["record"] and p["state"] != "query" and p["servers"] and not module.check_mode:
+            recorded["lockstep_record"] = update_record(p["record"], p["run_id"], p["version"], p["state"],
+                                                        p["servers"], now)
+        elif p["record"]:
+            recorded["lockstep_record"] = read_record(p["record"])
+        return recorded
 
     started = time.monotonic()
     try:
@@ -157,13 +222,16 @@ def main():
                     break
                 if time.monotonic() > deadline:
                     fail("HAProxy servers %s not %s after %ss" % (
-                        ", ".join(pending), p["state"], p["timeout"]), changed=True, servers=now)
+                        ", ".join(pending), p["state"], p["timeout"]), changed=True, servers=now, **record(now))
                 time.sleep(0.1)
         after = servers(p["socket"], p["backend"])
+        record(after)
     except HAProxyError as e:
         fail(str(e))
+    except OSError as e:
+        fail("lockstep's drain record %s: %s" % (p["record"], e))
     module.exit_json(changed=changed, servers=after, serving=sorted(n for n, s in after.items() if s["serving"]),
-                     elapsed=round(time.monotonic() - started, 3))
+                     elapsed=round(time.monotonic() - started, 3), **recorded)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,11 @@ options:
     description: Who and what holds the lock (user, controller host, controller PID, version...), stored in the lock.
     type: dict
     default: {}
+  record:
+    description:
+      - The run's drain record (see M(lockstep.release.haproxy) I(record)); removed with the lock on release when it
+        no longer lists a drained server.
+    type: path
 extends_documentation_fragment:
   - lockstep.release.host
 """
@@ -96,6 +101,7 @@ def main():
             state=dict(type="str", default="acquired", choices=["acquired", "released"]),
             run_id=dict(type="str", required=True),
             owner=dict(type="dict", default={}),
+            record=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -105,6 +111,10 @@ def main():
         if not held or held.get("run_id") != p["run_id"]:
             module.exit_json(changed=False, lock=held or {}, stale=False)
         if not module.check_mode:
+            # The run's drain record goes with the lock once it holds no drain: nothing is left to resume.
+            rec = read(p["record"]) if p["record"] else None
+            if rec is not None and not rec.get("drained"):
+                os.unlink(p["record"])
             os.unlink(p["path"])
         module.exit_json(changed=True, lock=held, stale=False)
 
@@ -130,10 +140,11 @@ def main():
         held.get("version"), held.get("user"), held.get("controller"), held.get("pid"), held.get("run_id"),
         held.get("started"))
     if stale:
-        msg = ("stale release lock %s: %s, and that process is gone. If no release is running, clear it with: "
-               "rm %s" % (p["path"], who, p["path"]))
+        msg = ("stale release lock %s: %s, and that process is gone. If no release is running, break it (recorded "
+               "in the ledger) with: bin/lockstep lock break --run-id %s; then re-run the same release to continue it"
+               % (p["path"], who, held.get("run_id")))
     else:
-        msg = "another release holds the lock %s: %s" % (p["path"], who)
+        msg = "another release holds the lock %s: %s (bin/lockstep lock show)" % (p["path"], who)
     module.fail_json(msg=msg, lock=held, stale=stale, lockstep_gate={
         "gate": "release-lock", "passed": False, "hosts": {}, "message": msg,
         "halted": [{"host": held.get("controller") or "unknown", "message": msg}]})

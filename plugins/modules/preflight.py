@@ -76,6 +76,12 @@ options:
   manifest_name:
     description: Manifest file name in I(manifest_dir); C({version}) is replaced.
     type: str
+  interrupted:
+    description:
+      - The record an interrupted run left next to the release lock (C(run_id), C(version), C(drained)), from
+        M(lockstep.release.haproxy). When it names this release's version and every host holds only the old
+        version or this one, the mixed fleet is that run's own and the release continues it.
+    type: dict
   allow_flag_reuse:
     description:
       - Let a release or rollback proceed although a flag would change meaning (recorded in the ledger). Only for
@@ -122,6 +128,23 @@ flag_verdict:
   returned: always
   type: str
   sample: "flags consistent: rli across 1.0.0, 2.1.0"
+befores:
+  description: Host to the version it goes back to if the release halts (the old version for every host of a
+    continued release).
+  returned: always
+  type: dict
+  sample: {"h1": "1.0.0"}
+found:
+  description: Host to the version its process runs now (or holds active, when nothing answers).
+  returned: always
+  type: dict
+  sample: {"h1": "2.1.0"}
+inherited:
+  description: Hosts an interrupted run of this release already put on it (rolled back with the others on a halt).
+  returned: always
+  type: list
+  elements: str
+  sample: ["h1"]
 before_flags:
   description: Flags the fleet's current release introduced (its manifest's C(since) is that version).
   returned: always

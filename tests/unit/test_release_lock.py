@@ -68,7 +68,7 @@ def test_lock_of_a_dead_process_on_this_host_is_reported_stale_not_broken(run_mo
     assert rc != 0
     assert res["stale"] is True
     assert res["msg"].startswith("stale release lock %s" % lock_path)
-    assert "clear it with: rm %s" % lock_path in res["msg"]
+    assert "bin/lockstep lock break --run-id run-1" in res["msg"]
     assert lock_path.read_text() == content
 
 
@@ -123,3 +123,17 @@ def test_check_mode_neither_takes_nor_removes(run_module, lock_path):
     rc, res = lock(run_module, lock_path, "run-1", state="released", check_mode=True)
     assert rc == 0 and res["changed"] is True
     assert lock_path.exists()
+
+
+def test_release_removes_the_drain_record_only_once_it_holds_no_drain(run_module, lock_path):
+    record = lock_path.parent / (lock_path.name + ".run")
+    record.parent.mkdir(parents=True)
+    record.write_text('{"run_id": "run-1", "version": "2.1.0", "drained": ["h2"]}')
+    assert lock(run_module, lock_path, "run-1", owner=owner())[0] == 0
+    rc, _ = lock(run_module, lock_path, "run-1", state="released", record=str(record))
+    assert rc == 0 and not lock_path.exists()
+    assert record.exists(), "a record that still lists a drained server is what the next run resumes from"
+    record.write_text('{"run_id": "run-1", "version": "2.1.0", "drained": []}')
+    assert lock(run_module, lock_path, "run-1", owner=owner())[0] == 0
+    lock(run_module, lock_path, "run-1", state="released", record=str(record))
+    assert not record.exists()
