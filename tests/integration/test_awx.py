@@ -226,7 +226,7 @@ def test_a_job_slice_of_the_fleet_is_refused_at_preflight(fleet, tmp_path, monke
     out = r.stdout.read()
     assert r.status == "failed", out[-6000:]
     assert artifacts["lockstep_status"] == "refused", artifacts
-    assert "h3" in artifacts["lockstep_halted_by"]["message"], artifacts
+    assert artifacts["lockstep_halted_by"]["host"] == "h3", artifacts
     assert "serves traffic through the load balancer" in out, out[-6000:]
     assert_whole_fleet_on(fleet, "1.0.0")
     assert set(lb_status(fleet).values()) == {"UP"}
