@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv artifacts lint unit integration test demo bench fleet-down clean
+.PHONY: setup apt venv artifacts lint unit integration test demo bench fleet-down clean collection
 
 setup: apt venv artifacts
 
@@ -58,6 +58,10 @@ bench: setup
 
 fleet-down:
 	bin/fleet down
+
+# The collection as Galaxy and execution environments take it: dist/lockstep-release-<version>.tar.gz.
+collection: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path dist .
 
 clean: fleet-down
 	rm -rf artifacts .lockstep

@@ -149,3 +149,5 @@ def test_ansible_builder_creates_the_execution_environment_build_context(built, 
                str(tmp / "collections")], cwd=str(tmp_path), env=env)
     assert "openssh-clients [platform:rpm]  # from collection lockstep.release" in out, out
     assert "openssh-client [platform:dpkg]  # from collection lockstep.release" in out, out
+    # The metrics watch imports prometheus_client on the controller: without it every release halts at watch.
+    assert "prometheus-client>=0.20  # from collection lockstep.release" in out, out
