@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Remove each lockstep safeguard once and check that the test written for it fails.
 
-Run from the repository root with nothing else using the local fleet: ``.venv/bin/python tests/mutate_safeguards.py
-[NAME ...]``. Each mutation edits one file in place, runs one test, and restores the file. Not part of ``make test``
-(it runs each test a second time); run it when a safeguard or its test changes.
+Run from the repository root: ``.venv/bin/python tests/mutate_safeguards.py [--ci] [NAME ...]``. Each mutation
+edits one file in place, runs one test, and restores the file; run it with nothing else working in the tree.
+
+Each entry is (safeguard, file, its code, the code without it, its test on the real fleet[, a fast test]). The
+fleet test is the proof (each was seen to fail once, see the README); ``--ci`` (what ``make test`` runs) uses the
+fast test where a unit test pins the same safeguard, and the fleet test otherwise, so a safeguard whose test stops
+failing is noticed in every CI run within its time budget.
 """
 
 import subprocess
@@ -17,6 +21,7 @@ MUTATIONS = [
         'halted.append((host, why + " (fleet-completeness',
         'print((host, why + " (fleet-completeness',
         'test_release_halts.py::test_host_left_out_by_limit_refuses',
+        'tests/unit/test_release_preflight.py::test_host_left_out_by_limit_refuses',
     ),
     (
         'load balancer source of truth',
@@ -24,6 +29,7 @@ MUTATIONS = [
         'if server.get("serving") and name not in a["expected_hosts"]:',
         'if False:',
         'test_release_halts.py::test_serving_host_missing_from_inventory_refuses',
+        'tests/unit/test_release_preflight.py::test_serving_load_balancer_backend_unknown_to_the_inventory_refuses',
     ),
     (
         'running-version check',
@@ -31,6 +37,7 @@ MUTATIONS = [
         'ok = st["consistent"] and st["active_version"] == version and run["version"] == version',
         'ok = True',
         'test_release_halts.py::test_old_process_still_running_after_switch_is_caught',
+        'tests/unit/test_release_deploy.py::test_active_fails_when_the_old_process_keeps_serving',
     ),
     (
         'mixed-fleet gate',
@@ -38,6 +45,7 @@ MUTATIONS = [
         'if a["allow_mixed_start"]:',
         'if True:',
         'test_release_halts.py::test_fleet_already_mixed_refuses_unless_allowed',
+        'tests/unit/test_release_preflight.py::test_mixed_fleet_refuses_unless_allowed',
     ),
     (
         'artifact checksum on the controller',
@@ -52,6 +60,7 @@ MUTATIONS = [
         '    if not held and not module.check_mode:\n        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)',
         '    if not module.check_mode:\n        held = None\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
         'test_release_halts.py::test_concurrent_release_is_refused_and_the_first_is_unharmed',
+        'tests/unit/test_release_lock.py::test_second_release_is_refused_naming_the_holder',
     ),
     (
         'wave gate',
@@ -59,6 +68,7 @@ MUTATIONS = [
         '            if problems:\n                halted.append',
         '            if problems and False:\n                halted.append',
         'test_release_halts.py::test_wave_gate_catches_a_host_that_drifts_back_mid_release',
+        'tests/unit/test_release_gate.py::test_every_kind_of_mismatch_halts',
     ),
     (
         'smoke (behavioural)',
@@ -66,6 +76,7 @@ MUTATIONS = [
         '            if problem:\n                halted.append',
         '            if problem and False:\n                halted.append',
         'test_release_halts.py::test_behavioural_smoke_failure_rolls_back',
+        'tests/unit/test_release_smoke.py::test_a_failing_check_halts_naming_host_and_check',
     ),
     (
         'smoke commands',
@@ -80,6 +91,7 @@ MUTATIONS = [
         '    if "max" in threshold and value > float(threshold["max"]):',
         '    if False:',
         'test_release_halts.py::test_metrics_threshold_breached_during_watch_rolls_back',
+        'tests/unit/test_release_watch.py',
     ),
     (
         'unreachable guard',
@@ -101,6 +113,7 @@ MUTATIONS = [
         "      when: not ansible_check_mode and (hostvars['localhost'].__lockstep_halt.phase | default('preflight')) != 'preflight'",
         '      when: false',
         'test_knight.py::test_knight_morning_rlp_orders_flow_and_none_ever_floods',
+        'test_release_halts.py::test_switch_failure_on_one_host_rolls_back',
     ),
     (
         'unknown-variable check',
@@ -213,6 +226,7 @@ MUTATIONS = [
         '        elif found:',
         '        elif False:',
         'test_knight.py::test_flag_reuse_gate_refuses_2_0_0_on_a_healthy_1_0_0_fleet_and_2_1_0_succeeds',
+        'tests/unit/test_release_flags.py::test_preflight_refuses_2_0_0_on_a_healthy_1_0_0_fleet',
     ),
     (
         'flag-reuse gate on rollback',
@@ -220,6 +234,7 @@ MUTATIONS = [
         '            if (a["meaning"], a["since"]) != (b["meaning"], b["since"]):',
         '            if False:',
         'test_knight.py::test_rollback_to_a_version_that_reads_the_flag_differently_needs_the_recorded_override',
+        'tests/unit/test_release_flags.py::test_rollback_2_0_0_to_1_0_0_is_the_same_conflict_seen_from_the_other_side',
     ),
     (
         'manifest agrees with its flags file',
@@ -234,6 +249,7 @@ MUTATIONS = [
         "      {{ ansible_play_batch | intersect(__lockstep_ctl.__lockstep_changed | default([])) if __lockstep_back",
         "      {{ __lockstep_ctl.__lockstep_changed | default([]) if __lockstep_back",
         'test_safety_net.py::test_rollback_in_waves_loses_no_request',
+        'test_safety_net.py::test_rollback_in_waves_loses_no_request[after the last wave]',
     ),
     (
         'operator MAINT/DRAIN restored as found',
@@ -241,6 +257,7 @@ MUTATIONS = [
         '        if h in (ours or ()) or (status is not None and not status.startswith(("MAINT", "DRAIN"))):',
         '        if h in (ours or ()) or status is not None:',
         'test_safety_net.py::test_operator_maint_and_drain_stay_as_found_after_a_release_and_a_rollback',
+        'tests/unit/test_safety_net_units.py::test_an_operator_s_maint_or_drain_is_never_lockstep_s_to_touch',
     ),
     (
         'no-check servers serve',
@@ -248,6 +265,7 @@ MUTATIONS = [
         '    return (status.startswith("UP") or status == "no check") and',
         '    return status.startswith("UP") and',
         'test_safety_net.py::test_backend_without_health_checks_drains_readies_and_guards',
+        'tests/unit/test_haproxy_api.py::test_servers_without_health_checks_serve',
     ),
     (
         'runtime-API names validated',
@@ -262,6 +280,7 @@ MUTATIONS = [
         '                if want and name in a["expected_hosts"] and server.get("addr") and server.get("addr") != want:',
         '                if False:',
         'test_safety_net.py::test_backend_entry_pointing_elsewhere_refuses',
+        'tests/unit/test_safety_net_units.py::test_preflight_refuses_a_backend_entry_pointing_elsewhere',
     ),
     (
         'rollback goes on without the load balancer',
@@ -276,6 +295,7 @@ MUTATIONS = [
         '        if res.get("switched") or (res.get("lockstep_unreachable") and not res.get("lockstep_never_connected")):',
         '        if res.get("switched"):',
         'test_safety_net.py::test_host_vanishing_in_the_middle_of_its_switch_is_changed_unknown',
+        'tests/unit/test_safety_net_units.py::test_a_connection_lost_mid_switch_counts_as_changed_but_one_never_made_does_not',
     ),
     (
         'ledger broken mid-release: fallback, no stop',
@@ -290,6 +310,7 @@ MUTATIONS = [
         '    if broken and not str(gate).startswith(NOT_FORWARD):',
         '    if False:',
         'test_safety_net.py::test_ledger_broken_after_the_canary_halts_rolls_back_and_keeps_the_record',
+        'tests/unit/test_safety_net_units.py::test_forward_gates_halt_while_the_ledger_is_broken_and_the_rollback_s_do_not',
     ),
     (
         'dependency outage is not a full outage',
@@ -312,13 +333,19 @@ MUTATIONS = [
         '    if missing:',
         '    if False:',
         'test_safety_net.py::test_metric_a_host_does_not_expose_is_a_watch_failure',
+        'tests/unit/test_release_watch.py::test_a_metric_the_host_does_not_expose_is_a_breach_not_a_zero',
     ),
 ]
 
 
-def main(only):
+def main(argv):
+    ci = "--ci" in argv
+    only = [a for a in argv if a != "--ci"]
     failed_to_fail = []
-    for name, path, old, new, test in MUTATIONS:
+    for entry in MUTATIONS:
+        name, path, old, new, test = entry[:5]
+        if ci and len(entry) > 5:
+            test = entry[5]
         if only and not any(o in name for o in only):
             continue
         src = open(path).read()
@@ -328,16 +355,18 @@ def main(only):
         try:
             # A test named from tests/ is a unit test; a bare name is an integration test.
             where = test if test.startswith("tests/") else "tests/integration/" + test
-            r = subprocess.run([".venv/bin/pytest", "-q", "-x", "--tb=no", where],
+            r = subprocess.run([".venv/bin/pytest", "-q", "-x", "--tb=no", "-p", "no:cacheprovider", where],
                                capture_output=True, text=True, timeout=900)
         finally:
             with open(path, "w") as f:
                 f.write(src)
         last = (r.stdout.strip().splitlines() or ["?"])[-1]
-        print("%-38s %s  (%s)" % (name, "its test fails" if r.returncode else "ITS TEST STILL PASSES", last),
-              flush=True)
+        print("%-45s %s  (%s: %s)" % (name, "its test fails" if r.returncode else "ITS TEST STILL PASSES",
+                                      test.split("::")[-1], last), flush=True)
         if r.returncode == 0:
             failed_to_fail.append(name)
+    if failed_to_fail:
+        print("safeguards whose test no longer fails without them: %s" % ", ".join(failed_to_fail))
     return 1 if failed_to_fail else 0
 
 

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import time
+
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
@@ -69,21 +71,31 @@ class ActionModule(ActionBase):
             for host, url in targets:
                 names = {"host": host, "url": url, "lb": a["lb_url"], "run": a["run_id"], "flags": a["flags"],
                          "version": a["versions"].get(host) or a["version"]}
-                steps = check.get("steps") or [{k: v for k, v in check.items() if k not in ("name", "per_host")}]
-                jobs[(name, host)] = substitute(steps, names)
+                steps = check.get("steps") or [{k: v for k, v in check.items()
+                                                if k not in ("name", "per_host", "retries", "delay")}]
+                jobs[(name, host)] = (substitute(steps, names), int(check.get("retries", 0)),
+                                      float(check.get("delay", 1)))
 
-        def run_check(steps):
-            # Steps of one check run in order (an order, then what the exchange saw of it).
-            for step in steps:
-                problem = check_step(step, a["timeout"])
-                if problem:
-                    return problem
-            return None
+        def run_check(job):
+            # Steps of one check run in order (an order, then what the exchange saw of it). Strict by default: a
+            # check retries only when it says so, and a pass on retry is reported as such.
+            steps, retries, delay = job
+            for attempt in range(retries + 1):
+                problem = next((p for p in (check_step(step, a["timeout"]) for step in steps) if p), None)
+                if problem is None or attempt == retries:
+                    return problem, attempt
+                time.sleep(delay)
+            return problem, retries
 
         outcomes = fan_out(run_check, jobs)
-        hosts, halted = {}, []
-        for (name, host), problem in sorted(outcomes.items()):
-            hosts.setdefault(host, {})[name] = problem or "ok"
+        hosts, halted, retried = {}, [], []
+        for (name, host), (problem, attempts) in sorted(outcomes.items()):
+            hosts.setdefault(host, {})[name] = problem or ("ok after %d retr%s" % (
+                attempts, "y" if attempts == 1 else "ies") if attempts else "ok")
             if problem:
                 halted.append((host, "smoke check %r failed: %s" % (name, problem)))
-        return gate_result(a["gate"], hosts, halted, checks=len(jobs), halt=a["halt"])
+            elif attempts:
+                retried.append("%r passed only on retry on %s (%d of %d allowed)" % (
+                    name, host, attempts, jobs[(name, host)][1]))
+        return gate_result(a["gate"], hosts, halted, extra_msg="; ".join(retried) or None, checks=len(jobs),
+                           retried=retried, halt=a["halt"])

@@ -76,6 +76,10 @@ class ActionModule(ActionBase):
         for t in a["thresholds"]:
             if "metric" not in t or "max" not in t:
                 raise AnsibleActionFail("watch threshold %r needs at least 'metric' and 'max'" % (t,))
+        if not a["thresholds"]:
+            # Nothing to hold: a service without metrics is not made to expose them, and the ledger says so.
+            return gate_result(a["gate"], {}, [], extra_msg="no thresholds: nothing watched", scrapes=0,
+                               seconds=0, halt=a["halt"])
         deadline = time.monotonic() + a["seconds"]
         scrapes = 0
         while True:

@@ -21,8 +21,12 @@ options:
     type: bool
     default: true
   checks:
-    description: List of checks - C(name), C(per_host) (default true), and either C(steps) or one step's keys -
-      C(url), C(method), C(body), C(status), C(body_contains), C(json) (expected subset).
+    description:
+      - List of checks - C(name), C(per_host) (default true), and either C(steps) or one step's keys - C(url),
+        C(method), C(body), C(status), C(body_contains), C(json) (expected subset).
+      - An explicit retry policy per check, C(retries) (default 0, strict) and C(delay) (seconds, default 1), for a
+        dependency that may fail transiently. Retries re-run every step, so give them to idempotent checks. A check
+        that passes only on retry passes, and the gate's message and C(retried) say so (the ledger records it).
     type: list
     elements: dict
     default: []
@@ -74,6 +78,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+retried:
+  description: Checks that passed only on retry, with the host and the number of retries used.
+  returned: always (inside lockstep_gate)
+  type: list
+  elements: str
+  sample: ["'exchange order' passed only on retry on h3 (1 of 2 allowed)"]
 lockstep_gate:
   description: Gate result (C(gate), C(passed), C(hosts), C(halted), C(message)).
   returned: always

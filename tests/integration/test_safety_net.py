@@ -205,3 +205,13 @@ def test_metric_a_host_does_not_expose_is_a_watch_failure(fleet, tmp_path):
     run = release(tmp_path, "2.1.0", extra={"lockstep_watch_thresholds": blind})
     assert_halted(run, "rolled_back", "watch", "order_router_queue_depth not exposed")
     assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def test_first_release_that_halts_stops_its_hosts_and_takes_them_out(fleet, tmp_path):
+    """Nothing to roll back to: no host may be left serving a release that was never proven."""
+    fleet.up(hosts=3)
+    run = release(tmp_path, "2.1.0", extra={"lockstep_smoke_commands": ["false"]})
+    assert_halted(run, "stopped", "first release: nothing to roll back to", "h1, h2, h3")
+    assert set(lb_status(fleet).values()) == {"MAINT"}, lb_status(fleet)
+    running, _ = fleet_versions(fleet)
+    assert set(running.values()) == {None}, running  # no process answers on any host

@@ -95,3 +95,27 @@ def test_a_failing_check_halts_naming_host_and_check(run_play, order_service):
             "\"version is '2.1.0', expected '2.2.0'\" in out.msg",
         ]),
     )
+
+
+def test_retries_are_explicit_and_a_pass_on_retry_is_said(run_play, http_service):
+    calls = {"n": 0}
+
+    def flaky(method, path, body):
+        calls["n"] += 1
+        # Case 1's one call and case 2's first call fail; case 2's retry passes.
+        return (502, {"error": "exchange unreachable"}) if calls["n"] <= 2 else (200, {"ok": True})
+
+    svc = http_service({"/h1/health": flaky})
+    check = {"name": "health", "url": "{url}/health"}
+    args = {"hosts": {"h1": svc.url + "/h1"}, "version": "2.1.0"}
+    run_play(
+        ({"lockstep.release.smoke": dict(args, checks=[check])}, [
+            "out is failed",  # strict by default: no retry
+        ]),
+        ({"lockstep.release.smoke": dict(args, checks=[dict(check, retries=2, delay=0.1)])}, [
+            "out is not failed",
+            "out.lockstep_gate.hosts.h1.health == 'ok after 1 retry'",
+            "out.lockstep_gate.retried == [\"'health' passed only on retry on h1 (1 of 2 allowed)\"]",
+            "'passed only on retry' in out.msg",
+        ]),
+    )
