@@ -1,0 +1,243 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""lockstep.release.lockstep_guard: an ansible-rulebook event source that keeps watching the fleet after a release.
+
+Knight's servers sent 97 warning e-mails before the market opened and nobody read them; the flood began long after
+the last release step. Every interval this source asks the fleet from the controller, with lockstep's own probes
+and no SSH (one version probe and one metrics probe per host, all at once, plus HAProxy's ``show stat``), and puts
+one event on the queue per fault it finds:
+
+- ``not-released``: a serving host runs a version, or content, that the last successful release (the ledger's
+  newest ``release_finished`` with status ``succeeded``) did not put there;
+- ``not-uniform``: without such a release, a serving host runs another version than the rest of the fleet;
+- ``threshold``: a serving host breaches one of the release's own watch thresholds (``lockstep_watch_thresholds``);
+- ``unknown-backend``: HAProxy serves a server that the inventory does not know.
+
+Each event says whether its host can be isolated (``scope: host``, with ``meta.hosts`` naming it, which limits a
+``run_playbook`` action to it) or not (``scope: service``: no healthy serving host would be left, the fleet has no
+majority to tell right from wrong, or the offender is no inventory host). Hosts HAProxy already sends nothing are
+not judged: they are out of traffic. While a release holds the lock (``lockstep_lock_path``) nothing is emitted at
+all: a release is mixed on purpose.
+
+Options (each also read from an environment variable, for ``make guard`` and the tests):
+  inventory: the YAML inventory (``LOCKSTEP_INVENTORY``; default inventory/local of the repository)
+  interval: seconds between polls (``LOCKSTEP_GUARD_INTERVAL``; default 2)
+  ledger_dir: where releases are recorded (``LOCKSTEP_LEDGER_DIR``; default .lockstep/ledger)
+  timeout: seconds per probe (``LOCKSTEP_GUARD_TIMEOUT``; default 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections import Counter
+
+
+def _collections_dir():
+    """The directory that holds ``ansible_collections`` for this copy of lockstep: ansible-rulebook loads a source
+    as a plain module, without Ansible's collection loader, so lockstep's own probes are imported from here."""
+    here = os.path.abspath(__file__)
+    parts = here.split(os.sep)
+    if "ansible_collections" in parts:
+        return os.sep.join(parts[:len(parts) - 1 - parts[::-1].index("ansible_collections")])
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(
+        __file__))))))
+    return os.path.join(repo, "collections")
+
+
+if _collections_dir() not in sys.path:
+    sys.path.insert(0, _collections_dir())
+
+from ansible_collections.lockstep.release.plugins.action.watch import evaluate, scrape  # noqa: E402 (after sys.path)
+from ansible_collections.lockstep.release.plugins.module_utils import haproxy_api, ledger  # noqa: E402
+from ansible_collections.lockstep.release.plugins.plugin_utils.audit import probe_fleet  # noqa: E402
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out  # noqa: E402
+from ansible_collections.lockstep.release.plugins.plugin_utils.operator_cli import (  # noqa: E402
+    Inventory,
+    _read_lock,
+    default_inventory,
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(
+    __file__))))))
+
+
+def last_release(directory, cache=None):
+    """What the newest successful release put on the fleet: ``{"version", "content", "ledger"}`` or None.
+
+    Read from the ledger (``release_finished`` with status ``succeeded``); the content is the active release's tree
+    hash the hosts reported for that version during the release. ``cache`` maps file -> (mtime, result).
+    """
+    cache = {} if cache is None else cache
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(ledger.LEDGER_SUFFIX))
+    except OSError:
+        return None
+    for name in reversed(names):
+        path = os.path.join(directory, name)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            continue
+        if cache.get(path, (None,))[0] != mtime:
+            try:
+                cache[path] = (mtime, _release_of(ledger.read_records(path), path))
+            except (OSError, ValueError):
+                cache[path] = (mtime, None)
+        if cache[path][1]:
+            return cache[path][1]
+    return None
+
+
+def _release_of(records, path):
+    finished = [r for r in records if r.get("event") == "release_finished"]
+    if not finished or finished[-1].get("status") != "succeeded" or not finished[-1].get("version_after"):
+        return None
+    version = finished[-1]["version_after"]
+    contents = {(r.get("state") or {}).get("active_content_sha256") for r in records
+                if r.get("event") == "host_state" and (r.get("state") or {}).get("active_version") == version}
+    contents.discard(None)
+    return {"version": version, "content": contents.pop() if len(contents) == 1 else None, "ledger": path}
+
+
+def faults(hosts, probes, metrics, thresholds, lb_servers, release=None):
+    """Every fault of one observation, as ``[{"fault", "scope", "host", "message"}]`` (pure: unit tested).
+
+    ``probes``: ``{host: probe}`` (``plugin_utils.audit.probe``); ``metrics``: ``{host: (totals, error)}``;
+    ``lb_servers``: ``{server: {"serving", "addr", ...}}`` or None when HAProxy could not be read (then every
+    host counts as serving); ``release``: ``last_release()``.
+    """
+    serving = [h for h in hosts if lb_servers is None or (lb_servers.get(h) or {}).get("serving")]
+    found = []
+    answering = {h: probes[h] for h in serving if (probes.get(h) or {}).get("reachable")}
+    if release:
+        expected, why = release["version"], "the last successful release (%s) put %s there" % (
+            os.path.basename(release["ledger"]), release["version"])
+        for host, p in answering.items():
+            if p.get("version") != expected:
+                found.append(("not-released", host, "%s serves %s (pid %s, from %s); %s" % (
+                    host, p.get("version"), p.get("pid"), p.get("directory"), why)))
+            elif release.get("content") and p.get("content_sha256") and p["content_sha256"] != release["content"]:
+                found.append(("not-released", host, "%s serves content %s of %s; %s with content %s" % (
+                    host, p["content_sha256"][:12], expected, why, release["content"][:12])))
+        majority = True
+    else:
+        counted = Counter(p.get("version") for p in answering.values())
+        top = counted.most_common(2)
+        majority = not top or len(top) == 1 or top[0][1] > top[1][1]
+        for host, p in answering.items():
+            if top and p.get("version") != top[0][0]:
+                found.append(("not-uniform", host, "%s serves %s, the rest of the fleet %s (%s)" % (
+                    host, p.get("version"), top[0][0], ", ".join("%s on %s" % (n, v) for v, n in top))))
+    for host in serving:
+        totals, error = metrics.get(host) or (None, "not scraped")
+        if error:
+            continue  # a host whose metrics cannot be read is the watch's and HAProxy's health check's business
+        for t in thresholds:
+            breach = evaluate(t, totals)
+            if breach:
+                found.append(("threshold", host, "%s: %s" % (host, breach)))
+    out = []
+    for name, srv in sorted((lb_servers or {}).items()):
+        if name not in hosts and srv.get("serving"):
+            out.append({"fault": "unknown-backend", "scope": "service", "host": name, "message":
+                        "HAProxy serves %s (%s), which is not in the inventory" % (name, srv.get("addr"))})
+    offenders = {host for _, host, _ in found}
+    # Isolate only what can be told apart: a healthy serving host must remain, and the fleet must say what is right.
+    isolable = majority and bool(set(serving) - offenders)
+    for fault, host, msg in found:
+        out.append({"fault": fault, "scope": "host" if isolable else "service", "host": host, "message": msg if
+                    isolable else "%s (cannot be isolated: %s)" % (msg, "no majority" if not majority else
+                                                                   "no healthy serving host would be left")})
+    return out
+
+
+class Guard:
+    """One fleet, observed: reads the inventory once, then ``poll()`` every interval."""
+
+    def __init__(self, args):
+        env = os.environ
+        self.inventory = os.path.abspath(args.get("inventory") or default_inventory(REPO))
+        self.interval = float(args.get("interval") or env.get("LOCKSTEP_GUARD_INTERVAL") or 2)
+        self.timeout = float(args.get("timeout") or env.get("LOCKSTEP_GUARD_TIMEOUT") or 1)
+        self.ledger_dir = os.path.abspath(args.get("ledger_dir") or env.get("LOCKSTEP_LEDGER_DIR")
+                                          or os.path.join(".lockstep", "ledger"))
+        inv = Inventory(self.inventory)
+        group = inv.var("lockstep_group")
+        self.hosts = sorted(inv.groups.get(group) or [])
+        if not self.hosts:
+            raise SystemExit("lockstep guard: inventory %s has no hosts in group %s" % (inv.path, group))
+        urls = {h: str(inv.var("lockstep_service_url", host=h, group=group)).rstrip("/") for h in self.hosts}
+        version_path = inv.var("lockstep_version_path", group=group) + "#" + inv.var("lockstep_version_field",
+                                                                                     group=group)
+        self.version_urls = {h: u + version_path for h, u in urls.items()}
+        self.metrics_urls = {h: u + (inv.var("lockstep_metrics_path", group=group) or "/metrics")
+                             for h, u in urls.items()}
+        self.thresholds = inv.var("lockstep_watch_thresholds", group=group) or []
+        self.socket = inv.var("lockstep_haproxy_socket", group=group)
+        self.backend = inv.var("lockstep_haproxy_backend", group=group) or group
+        self.lock_path = os.path.normpath(inv.var("lockstep_lock_path", group=group) or "")
+        self._ledger_cache = {}
+
+    def lock(self):
+        return _read_lock(self.lock_path) if self.lock_path else None
+
+    def poll(self):
+        """``(lock, events)``: the lock's holder and no event while a release holds the lock (a release is mixed
+        on purpose), else ``(None, events)`` with one event per fault found."""
+        lock = self.lock()
+        events = [] if lock else self.observe()
+        # The lock again: a release that started while the fleet was probed is mixed on purpose.
+        lock = lock or self.lock()
+        return (lock, []) if lock else (None, events)
+
+    def observe(self):
+        probes = probe_fleet(self.version_urls, timeout=self.timeout)
+        metrics = fan_out(scrape, self.metrics_urls) if self.thresholds else {}
+        try:
+            lb = haproxy_api.servers(self.socket, self.backend) if self.socket else None
+        except haproxy_api.HAProxyError as e:
+            print("lockstep guard: HAProxy not readable (%s): every host counts as serving" % e, flush=True)
+            lb = None
+        release = last_release(self.ledger_dir, self._ledger_cache)
+        events = []
+        for f in faults(self.hosts, probes, metrics, self.thresholds, lb, release):
+            f.update(key="%s:%s:%s" % (f["fault"], f["host"], (probes.get(f["host"]) or {}).get("pid")),
+                     lock_path=self.lock_path, observed=time.time(),
+                     expected=(release or {}).get("version"), inventory=self.inventory)
+            event = {"lockstep_guard": f}
+            if f["scope"] == "host":
+                event["meta"] = {"hosts": f["host"]}
+            events.append(event)
+        return events
+
+
+async def main(queue: asyncio.Queue, args: dict):
+    guard = Guard(args or {})
+    print("lockstep guard: watching %d hosts of %s every %.1f s (ledger %s, lock %s)" % (
+        len(guard.hosts), guard.inventory, guard.interval, guard.ledger_dir, guard.lock_path), flush=True)
+    held = None
+    while True:
+        started = time.monotonic()
+        lock, events = await asyncio.to_thread(guard.poll)
+        if bool(lock) != bool(held):
+            print("lockstep guard: %s" % ("release lock held by run %s (version %s): not acting" % (
+                lock.get("run_id"), lock.get("version")) if lock else "release lock free: watching"), flush=True)
+        held = lock
+        for event in events:
+            print("lockstep guard: fault %s (%s): %s" % (event["lockstep_guard"]["fault"],
+                                                         event["lockstep_guard"]["scope"],
+                                                         event["lockstep_guard"]["message"]), flush=True)
+            await queue.put(event)
+        await asyncio.sleep(max(0.0, guard.interval - (time.monotonic() - started)))
+
+
+if __name__ == "__main__":
+    # One observation, printed, for people: python extensions/eda/plugins/event_source/lockstep_guard.py [INVENTORY]
+    import json
+
+    g = Guard({"inventory": sys.argv[1] if len(sys.argv) > 1 else None})
+    held, found = g.poll()
+    print(json.dumps({"lock": held, "events": found}, indent=2, sort_keys=True))

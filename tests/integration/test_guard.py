@@ -1,0 +1,111 @@
+"""The guard after the release (extensions/eda): a real ansible-rulebook process against the real local fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+
+from guard_helpers import GuardProcess, lb_rows, sends_nothing, swap_back
+from operator_helpers import playbook
+from release_helpers import ledgers, release
+
+from ansible_collections.lockstep.release.plugins.module_utils import ledger
+
+
+def wait_until(predicate, timeout, what, guard=None):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "%s not within %ss\n%s" % (what, timeout, guard.out[-6000:] if guard
+                                                                       else "")
+        time.sleep(0.1)
+
+
+def records_of(tmp_path, name):
+    return ledger.read_records(str(tmp_path / "ledger" / name))
+
+
+def finished(records):
+    return next((r for r in records if r.get("event") == "release_finished"), None)
+
+
+def test_guard_leaves_a_release_alone_then_drains_only_the_host_swapped_back(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    with GuardProcess(tmp_path, interval=1) as guard:
+        guard.wait_for("lockstep guard: watching 4 hosts")
+        # The guard watches the whole release: the fleet is mixed on purpose while the lock is held.
+        run = release(tmp_path, "2.1.0")
+        assert run.status == "succeeded", run
+        assert "release lock held by run" in guard.out, guard.out
+        time.sleep(1.5)  # one more poll of the released fleet, lock free
+        assert "lockstep guard: fault" not in guard.out, guard.out
+        assert len(ledgers(tmp_path)) == 1, ledgers(tmp_path)  # the release's own: the guard ran nothing
+        assert {s for s, _ in lb_rows(fleet).values()} == {"UP"}, lb_rows(fleet)
+
+        swap_back(fleet, "h2")
+        wait_until(lambda: sends_nothing(fleet, "h2"), 30, "h2 out of HAProxy", guard)
+        wait_until(lambda: len(ledgers(tmp_path)) == 2 and finished(records_of(tmp_path, max(
+            ledgers(tmp_path)))), 60, "the halt recorded", guard)
+    rows = lb_rows(fleet)
+    assert rows["h2"][0] == "MAINT" and {rows[h][0] for h in ("h1", "h3", "h4")} == {"UP"}, rows
+    running = {h["name"]: h.get("version") for h in fleet.status()["hosts"]}
+    assert running == {"h1": "2.1.0", "h2": None, "h3": "2.1.0", "h4": "2.1.0"}, running
+    records = records_of(tmp_path, max(ledgers(tmp_path)))
+    started = records[0]
+    assert started["limit"] == "h2" and started["playbook"].endswith("halt.yml"), started
+    fault = started["extra_vars"]["lockstep_guard_fault"]
+    assert fault.startswith("not-released on h2: h2 serves 1.0.0") and "put 2.1.0 there" in fault, fault
+    assert finished(records)["status"] == "halted", finished(records)
+    assert started["extra_vars"]["lockstep_halt_hosts"] == ["h2"], started
+
+
+def flood(url, stop, ids):
+    """Orders with the retired power-peg flag ``rlp``, one after another, straight to one host."""
+    while not stop.is_set():
+        body = json.dumps({"id": "flood-%d" % len(ids), "symbol": "KCG", "qty": 100, "flags": ["rlp"]}).encode()
+        ids.append(1)
+        req = urllib.request.Request(url + "/orders", data=body, headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=10).read()
+        except OSError:
+            time.sleep(0.05)
+
+
+def test_guard_drains_the_host_flooding_child_orders_and_the_flood_stops(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    with GuardProcess(tmp_path, interval=1) as guard:
+        guard.wait_for("lockstep guard: watching 4 hosts")
+        stop, ids = threading.Event(), []
+        sender = threading.Thread(target=flood, args=("http://127.0.0.13:8080", stop, ids), daemon=True)
+        sender.start()
+        try:
+            wait_until(lambda: sends_nothing(fleet, "h3"), 30, "h3 out of HAProxy", guard)
+            wait_until(lambda: fleet.status()["hosts"][2].get("version") is None, 30, "h3 stopped", guard)
+            first = fleet.exchange("/stats")["child_orders"]
+            time.sleep(2)
+            assert fleet.exchange("/stats")["child_orders"] == first, "the exchange still gets child orders"
+        finally:
+            stop.set()
+            sender.join(timeout=15)
+        assert first > 0 and fleet.exchange("/stats")["max_child_orders_per_parent"] > 1
+        assert "fault threshold (host): h3: child orders per parent order" in guard.out, guard.out
+    rows = lb_rows(fleet)
+    assert rows["h3"][0] == "MAINT" and {rows[h][0] for h in ("h1", "h2", "h4")} == {"UP"}, rows
+
+
+def test_halt_for_the_guard_refuses_while_a_release_holds_the_lock(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    lock = os.path.join(fleet.dir, "lockstep-release.lock")
+    with open(lock, "w") as f:
+        json.dump({"run_id": "r1", "pid": 1, "version": "2.1.0", "user": "root", "controller": "elsewhere",
+                   "started": "now"}, f)
+    try:
+        run = playbook(tmp_path, "halt.yml", extra={"lockstep_halt_hosts": ["h2"],
+                                                     "lockstep_halt_respect_lock": True})
+    finally:
+        os.unlink(lock)
+    assert run.rc != 0 and "a release holds the lock" in run.out, run
+    assert {s for s, _ in lb_rows(fleet).values()} == {"UP"}, lb_rows(fleet)
+    assert finished(run.records)["status"] == "refused", run
