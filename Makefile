@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3
+# openjdk-17-jre-headless: ansible-rulebook (the guard, make guard) runs its rules engine on a Java 17 runtime.
+DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3 openjdk-17-jre-headless
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv artifacts lint unit integration test demo bench fleet-down clean collection
+.PHONY: setup apt venv artifacts lint unit integration test demo bench guard fleet-down clean collection
 
 setup: apt venv artifacts
 
@@ -55,6 +56,12 @@ demo: setup
 
 bench: setup
 	$(PY) bench/release_bench.py
+
+# The guard after the release (docs/guard.md): ansible-rulebook with lockstep's event source against the local fleet
+# (bin/fleet up first), until Ctrl-C. LOCKSTEP_GUARD_INTERVAL=1 polls every second (default 2).
+guard: setup
+	LOCKSTEP_LEDGER_DIR=$${LOCKSTEP_LEDGER_DIR:-$(CURDIR)/.lockstep/ledger} \
+	  $(BIN)/ansible-rulebook -r lockstep.release.lockstep_guard -i inventory/local
 
 fleet-down:
 	bin/fleet down
