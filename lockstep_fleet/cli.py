@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from . import traffic
+from . import render, traffic
 from .core import Fleet, FleetError
 
 ROW = "{:<4} {:<18} {:<24} {:<13} {:<8} {:<8} {}"
@@ -30,7 +30,7 @@ def main(argv=None, repo_root=None):
     ap = argparse.ArgumentParser(prog="bin/fleet", description="lockstep's local test fleet")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("up", help="bring up a fresh fleet (an existing one is brought down first)")
-    p.add_argument("--hosts", type=int, default=8, help="number of hosts, 1..32 (default 8)")
+    p.add_argument("--hosts", type=int, default=8, help=f"number of hosts, 1..{render.MAX_HOSTS} (default 8)")
     p.add_argument("--version", help="install and start this release on every host")
     p.add_argument("--artifacts", help="directory holding order-router-V.{tar.gz,manifest.json} (default artifacts/)")
     p.add_argument("--no-lb-checks", action="store_true", help="HAProxy servers without health checks ('no check')")
@@ -54,8 +54,8 @@ def main(argv=None, repo_root=None):
     fleet = Fleet(root, artifacts_dir=getattr(args, "artifacts", None))
     try:
         if args.command == "up":
-            if not 1 <= args.hosts <= 32:
-                ap.error("--hosts must be between 1 and 32")
+            if not 1 <= args.hosts <= render.MAX_HOSTS:
+                ap.error(f"--hosts must be between 1 and {render.MAX_HOSTS}")
             state = fleet.up(hosts=args.hosts, version=args.version, lb_checks=not args.no_lb_checks)
             print("fleet up: {} hosts in {:.2f}s{}; inventory {}".format(
                 len(state["hosts"]), state["up_seconds"],

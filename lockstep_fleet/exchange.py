@@ -46,6 +46,17 @@ class Book:
             self._hosts.clear()
 
 
+class Server(ThreadingHTTPServer):
+    """A thread per connection, and a listen backlog that holds a whole fleet posting at once.
+
+    socketserver's default backlog is 5: with more connections arriving than one accept loop takes at once, the
+    kernel's SYN/accept queue overflows and clients see "Connection reset by peer" (32 hosts smoking at once did).
+    """
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     book = Book()
@@ -93,8 +104,7 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=9100)
     ap.add_argument("--pidfile")
     args = ap.parse_args(argv)
-    server = ThreadingHTTPServer((args.bind, args.port), Handler)
-    server.daemon_threads = True
+    server = Server((args.bind, args.port), Handler)
     if args.pidfile:
         with open(args.pidfile + ".tmp", "w") as f:
             f.write(f"{os.getpid()}\n")

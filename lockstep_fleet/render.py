@@ -3,7 +3,7 @@
 import json
 import math
 
-MAX_HOSTS = 32
+MAX_HOSTS = 128  # 127.0.0.(10+N) stays a loopback address below .255
 SERVICE_PORT = 8080
 LB_URL = "http://127.0.0.1:8000"
 EXCHANGE_URL = "http://127.0.0.1:9100"

@@ -219,13 +219,20 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"parent_id": order["id"], "child_orders": sent, "version": router.version})
 
 
+class Server(ThreadingHTTPServer):
+    """A thread per connection; a listen backlog of 1024 (socketserver's default of 5 resets clients that arrive
+    together, such as a load balancer's burst)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def main():
     start_dir = os.path.realpath(os.getcwd())
     host_cfg = _load_json(host_json_path())
     router = Router(start_dir, host_cfg)
     Handler.router = router
-    server = ThreadingHTTPServer((host_cfg["bind"], int(host_cfg["port"])), Handler)
-    server.daemon_threads = True
+    server = Server((host_cfg["bind"], int(host_cfg["port"])), Handler)
 
     def _stop(signum, frame):
         raise SystemExit(0)

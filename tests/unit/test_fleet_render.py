@@ -9,14 +9,15 @@ from lockstep_fleet import render
 
 def test_host_names_and_addresses():
     assert render.host_names(3) == ["h1", "h2", "h3"]
-    assert len(render.host_names(32)) == 32
-    for bad in (0, 33, -1):
+    assert len(render.host_names(128)) == 128
+    for bad in (0, 129, -1):
         with pytest.raises(ValueError):
             render.host_names(bad)
     assert render.host_ip("h1") == "127.0.0.11"
     assert render.host_ip("h32") == "127.0.0.42"
     assert render.service_url("h7") == "http://127.0.0.17:8080"
-    for bad in ("h0", "h33", "x1"):
+    assert render.host_ip("h128") == "127.0.0.138"
+    for bad in ("h0", "h129", "x1"):
         with pytest.raises(ValueError):
             render.host_ip(bad)
 

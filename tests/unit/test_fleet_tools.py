@@ -41,7 +41,7 @@ def test_traffic_bounds(rate, seconds):
 @pytest.mark.parametrize("args", [
     ["traffic", "--rate", "100000", "--seconds", "1"],
     ["traffic", "--rate", "10"],
-    ["up", "--hosts", "33"],
+    ["up", "--hosts", "129"],
     ["sshd", "h1", "reboot"],
     ["exec", "h1"],
     ["bogus"],
