@@ -335,6 +335,36 @@ MUTATIONS = [
         'test_safety_net.py::test_metric_a_host_does_not_expose_is_a_watch_failure',
         'tests/unit/test_release_watch.py::test_a_metric_the_host_does_not_expose_is_a_breach_not_a_zero',
     ),
+    (
+        'guard: nothing while a release holds the lock',
+        'extensions/eda/plugins/event_source/lockstep_guard.py',
+        '        return _read_lock(self.lock_path) if self.lock_path else None',
+        '        return None',
+        'test_guard.py::test_guard_leaves_a_release_alone_then_drains_only_the_host_swapped_back',
+        'tests/unit/test_guard.py::test_a_poll_finds_the_odd_host_and_says_nothing_while_a_release_holds_the_lock',
+    ),
+    (
+        'guard: its halt refuses while a release holds the lock',
+        'roles/killswitch/tasks/main.yml',
+        '  when: lockstep_halt_respect_lock | bool\n  run_once: true\n  block:',
+        '  when: false\n  run_once: true\n  block:',
+        'test_guard.py::test_halt_for_the_guard_refuses_while_a_release_holds_the_lock',
+    ),
+    (
+        'guard: kill switch limited to the named host (load balancer)',
+        'roles/killswitch/tasks/main.yml',
+        """    servers: "{{ lockstep_halt_hosts if lockstep_halt_hosts | length > 0 else ['*'] }}\"""",
+        '    servers: ["*"]',
+        'test_guard.py::test_guard_leaves_a_release_alone_then_drains_only_the_host_swapped_back',
+        'test_guard.py::test_halt_limited_to_named_hosts_touches_no_other',
+    ),
+    (
+        'guard: kill switch limited to the named host (service stopped)',
+        'roles/killswitch/tasks/main.yml',
+        '  when: inventory_hostname in __lockstep_halt_scope',
+        '  when: inventory_hostname in groups[lockstep_group]',
+        'test_guard.py::test_halt_limited_to_named_hosts_touches_no_other',
+    ),
 ]
 
 

@@ -109,3 +109,15 @@ def test_halt_for_the_guard_refuses_while_a_release_holds_the_lock(fleet, tmp_pa
     assert run.rc != 0 and "a release holds the lock" in run.out, run
     assert {s for s, _ in lb_rows(fleet).values()} == {"UP"}, lb_rows(fleet)
     assert finished(run.records)["status"] == "refused", run
+
+
+def test_halt_limited_to_named_hosts_touches_no_other(fleet, tmp_path):
+    # No --limit: lockstep_halt_hosts alone keeps the kill switch to the named host.
+    fleet.up(hosts=4, version="1.0.0")
+    run = playbook(tmp_path, "halt.yml", extra={"lockstep_halt_hosts": ["h2"]})
+    assert run.rc == 0 and "LOCKSTEP HALT: every host stopped" in run.out, run
+    rows = lb_rows(fleet)
+    assert rows["h2"] == ("MAINT", 0) and {rows[h][0] for h in ("h1", "h3", "h4")} == {"UP"}, rows
+    running = {h["name"]: h.get("version") for h in fleet.status()["hosts"]}
+    assert running == {"h1": "1.0.0", "h2": None, "h3": "1.0.0", "h4": "1.0.0"}, running
+    assert finished(run.records)["status"] == "halted", run
