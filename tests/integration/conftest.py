@@ -1,5 +1,6 @@
 """The real local fleet as a pytest fixture (no mocks): namespace hosts, real sshd, HAProxy, exchange simulator."""
 
+import contextlib
 import fcntl
 from pathlib import Path
 
@@ -9,6 +10,14 @@ from lockstep_fleet import Fleet
 
 REPO = Path(__file__).resolve().parents[2]
 
+
+@contextlib.contextmanager
+def fleet_lock():
+    """One local fleet per machine (fixed loopback addresses): concurrent test runs, benchmarks and the demo wait
+    for each other here."""
+    with open("/tmp/lockstep-fleet.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture
@@ -20,9 +29,7 @@ def fleet():
     ``metrics(host)``, ``exchange(path, data=None)``, ``host_pids(host)``, ``recorded_pids()``. Whatever a test
     leaves up is brought down at teardown, and a fleet left over from an earlier run is brought down first.
     """
-    # One local fleet per machine (fixed loopback addresses): concurrent test runs wait for each other here.
-    with open("/tmp/lockstep-fleet.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with fleet_lock():
         f = Fleet(REPO)
         f.down()
         try:

@@ -25,17 +25,19 @@ BAD = [
 
 @pytest.fixture(scope="module")
 def fleet_1_0_0():
+    from conftest import fleet_lock
     from release_helpers import REPO
 
     from lockstep_fleet import Fleet
 
-    f = Fleet(REPO)
-    f.down()
-    f.up(hosts=3, version="1.0.0")
-    try:
-        yield f
-    finally:
+    with fleet_lock():
+        f = Fleet(REPO)
         f.down()
+        f.up(hosts=3, version="1.0.0")
+        try:
+            yield f
+        finally:
+            f.down()
 
 
 @pytest.mark.parametrize("version,extra,message", BAD, ids=[b[2][:40] for b in BAD])
