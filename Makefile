@@ -48,6 +48,15 @@ integration: setup
 
 test: setup lint
 	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+	$(MAKE) mutate-ci
+
+# Each safeguard removed once, its test must then fail (tests/mutate_safeguards.py). mutate-ci pins the fast test
+# where a unit test covers the same safeguard; mutate runs every safeguard's test on the real fleet.
+mutate-ci: setup
+	$(PY) tests/mutate_safeguards.py --ci
+
+mutate: setup
+	$(PY) tests/mutate_safeguards.py
 
 # The main job: a local fleet of 8 hosts on 1.0.0, the Knight release (2.0.0 with one host left behind) halted
 # and rolled back, then a clean release of 2.1.0.

@@ -160,8 +160,8 @@ MUTATIONS = [
     (
         'halt: every server out of the load balancer',
         'roles/killswitch/tasks/main.yml',
-        '    servers: ["*"]',
-        '    servers: []',
+        """    servers: "{{ lockstep_halt_hosts if lockstep_halt_hosts | length > 0 else ['*'] }}\"""",
+        """    servers: "{{ lockstep_halt_hosts if lockstep_halt_hosts | length > 0 else [] }}\"""",
         'test_halt.py::test_halt_empties_the_backend_with_one_host_unreachable_and_names_it',
     ),
     (
