@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3 openjdk-17-jre-headless
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv artifacts lint unit integration test demo bench guard fleet-down clean collection
+.PHONY: setup apt venv artifacts lint unit integration test mutate mutate-ci demo bench guard fleet-down clean collection
 
 setup: apt venv artifacts
 

@@ -341,7 +341,7 @@ MUTATIONS = [
         '        return _read_lock(self.lock_path) if self.lock_path else None',
         '        return None',
         'test_guard.py::test_guard_leaves_a_release_alone_then_drains_only_the_host_swapped_back',
-        'tests/unit/test_guard.py::test_a_poll_finds_the_odd_host_and_says_nothing_while_a_release_holds_the_lock',
+        'tests/unit/test_guard_source.py::test_a_poll_finds_the_odd_host_and_says_nothing_while_a_release_holds_the_lock',
     ),
     (
         'guard: its halt refuses while a release holds the lock',

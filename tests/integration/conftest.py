@@ -1,23 +1,13 @@
 """The real local fleet as a pytest fixture (no mocks): namespace hosts, real sshd, HAProxy, exchange simulator."""
 
-import contextlib
-import fcntl
 from pathlib import Path
 
 import pytest
+from release_helpers import fleet_lock
 
 from lockstep_fleet import Fleet
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def fleet_lock():
-    """One local fleet per machine (fixed loopback addresses): concurrent test runs, benchmarks and the demo wait
-    for each other here."""
-    with open("/tmp/lockstep-fleet.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        yield
 
 
 @pytest.fixture

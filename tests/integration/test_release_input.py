@@ -25,8 +25,7 @@ BAD = [
 
 @pytest.fixture(scope="module")
 def fleet_1_0_0():
-    from conftest import fleet_lock
-    from release_helpers import REPO
+    from release_helpers import REPO, fleet_lock
 
     from lockstep_fleet import Fleet
 
