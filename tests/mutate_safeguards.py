@@ -365,6 +365,28 @@ MUTATIONS = [
         '  when: inventory_hostname in groups[lockstep_group]',
         'test_guard.py::test_halt_limited_to_named_hosts_touches_no_other',
     ),
+    (
+        'a dead run continued by the same release',
+        'plugins/action/preflight.py',
+        '            if resumed:',
+        '            if False:',
+        'test_dead_controller.py::test_sigkill_mid_release_then_lock_break_and_rerun_converges',
+        'tests/unit/test_safety_net_units.py::test_the_mix_an_interrupted_run_of_this_release_left_is_continued_and_any_other_is_refused',
+    ),
+    (
+        "a dead run's drains put back once proven",
+        'roles/finish/tasks/main.yml',
+        "      when: __lockstep_status in ['succeeded', 'partial'] and __lockstep_ctl.__lockstep_lb_drained | default([]) | length > 0",
+        '      when: false',
+        'test_dead_controller.py::test_sigkill_mid_release_then_lock_break_and_rerun_converges',
+    ),
+    (
+        'a halted first release stops its hosts',
+        'roles/rollback/tasks/main.yml',
+        '      when: inventory_hostname in __lockstep_first and lockstep_stop_command | length > 0',
+        '      when: false',
+        'test_safety_net.py::test_first_release_that_halts_stops_its_hosts_and_takes_them_out',
+    ),
 ]
 
 

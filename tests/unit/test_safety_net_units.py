@@ -74,3 +74,22 @@ def test_forward_gates_halt_while_the_ledger_is_broken_and_the_rollback_s_do_not
         assert result["lockstep_gate"]["halted"][0]["message"].endswith("disk full (ledger)")
     for gate in ("rollback-wave-1", "rollback-verify", "rollback-smoke", "final"):
         assert gate_result(gate, {}, [], halt=False)["lockstep_gate"]["passed"], gate
+
+
+def test_the_mix_an_interrupted_run_of_this_release_left_is_continued_and_any_other_is_refused(run_play):
+    from test_release_preflight import host_state
+
+    on_target = [{"version": "2.1.0", "valid": True, "content_sha256": "c" * 64, "problem": None}]
+    mixed = {"h1": host_state("2.1.0", releases=on_target), "h2": host_state("1.0.0"), "h3": host_state("1.0.0")}
+    run_play(
+        (preflight(states=mixed, interrupted={"run_id": "dead-run", "version": "2.1.0", "drained": ["h2"]}), [
+            "out is not failed",
+            "out.befores == {'h1': '1.0.0', 'h2': '1.0.0', 'h3': '1.0.0'}",
+            "out.inherited == ['h1']",
+            "out.lockstep_gate.message is search('continuing release 2.1.0 of run dead-run')",
+        ]),
+        (preflight(states=mixed, interrupted={"run_id": "dead-run", "version": "2.2.0", "drained": []}), [
+            "out is failed",
+            "out.lockstep_gate.message is search('the fleet is already mixed')",
+        ]),
+    )
