@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import json
 import os
 import statistics
@@ -43,43 +42,41 @@ def figures(times):
 
 def real_fleet(args):
     sys.path.insert(0, REPO)
-    from lockstep_fleet import Fleet
+    from lockstep_fleet import Fleet, fleet_lock
 
     fleet = Fleet(REPO)
-    held = open("/tmp/lockstep-fleet.lock", "w")
-    fcntl.flock(held, fcntl.LOCK_EX)
-    rows = []
-    try:
-        for n in args.hosts:
-            fleet.up(hosts=n, version="1.0.0")
-            fleet.install("2.1.0")
-            stale = "h%d" % (n // 2)
-            for host in fleet.hosts:
-                if host != stale:  # every host but one restarts onto 2.1.0: the stale one keeps 1.0.0 running
-                    fleet.exec(host, "/srv/order-router/current/bin/ctl", "restart", check=True)
-            fleet.wait_healthy()
-            time.sleep(1)
-            with tempfile.TemporaryDirectory() as tmp:
-                env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                           ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(tmp, "cp"),
-                           LOCKSTEP_LEDGER_DIR=os.path.join(tmp, "ledger"),
-                           PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
-                playbook = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", os.path.join(REPO, "inventory", "local"),
-                            os.path.join(REPO, "playbooks", "verify.yml")]
-                cases = [
-                    ("bin/lockstep audit --http", [LOCKSTEP, "audit", "--http"]),
-                    ("verify.yml layers=http", playbook + ["-e", "lockstep_audit_layers=http"]),
-                    ("verify.yml layers=ssh", playbook + ["-e", "lockstep_audit_layers=ssh"]),
-                    ("verify.yml (http+ssh)", playbook),
-                ]
-                for name, cmd in cases:
-                    times = [timed(cmd, env, stale) for _ in range(args.runs)]
-                    rows.append((n, name, times))
-                    print("hosts=%-3d %-26s %s" % (n, name, figures(times)), flush=True)
-    finally:
-        fleet.down()
-        held.close()
-    return rows
+    with fleet_lock():
+        rows = []
+        try:
+            for n in args.hosts:
+                fleet.up(hosts=n, version="1.0.0")
+                fleet.install("2.1.0")
+                stale = "h%d" % (n // 2)
+                for host in fleet.hosts:
+                    if host != stale:  # every host but one restarts onto 2.1.0: the stale one keeps 1.0.0 running
+                        fleet.exec(host, "/srv/order-router/current/bin/ctl", "restart", check=True)
+                fleet.wait_healthy()
+                time.sleep(1)
+                with tempfile.TemporaryDirectory() as tmp:
+                    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                               ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(tmp, "cp"),
+                               LOCKSTEP_LEDGER_DIR=os.path.join(tmp, "ledger"),
+                               PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+                    playbook = [os.path.join(VENV_BIN, "ansible-playbook"), "-i",
+                                os.path.join(REPO, "inventory", "local"), os.path.join(REPO, "playbooks", "verify.yml")]
+                    cases = [
+                        ("bin/lockstep audit --http", [LOCKSTEP, "audit", "--http"]),
+                        ("verify.yml layers=http", playbook + ["-e", "lockstep_audit_layers=http"]),
+                        ("verify.yml layers=ssh", playbook + ["-e", "lockstep_audit_layers=ssh"]),
+                        ("verify.yml (http+ssh)", playbook),
+                    ]
+                    for name, cmd in cases:
+                        times = [timed(cmd, env, stale) for _ in range(args.runs)]
+                        rows.append((n, name, times))
+                        print("hosts=%-3d %-26s %s" % (n, name, figures(times)), flush=True)
+        finally:
+            fleet.down()
+        return rows
 
 
 class Simulated:

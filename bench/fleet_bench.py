@@ -9,7 +9,6 @@ Usage: .venv/bin/python bench/fleet_bench.py [--hosts 8 32 64 128] [--runs 1]
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import statistics
 import sys
@@ -35,11 +34,10 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args()
     sys.path.insert(0, REPO)
-    from lockstep_fleet import Fleet
+    from lockstep_fleet import Fleet, fleet_lock
 
     rows = []
-    with open("/tmp/lockstep-fleet.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with fleet_lock():
         fleet = Fleet(REPO)
         fleet.down()
         try:

@@ -14,7 +14,6 @@ Holds /tmp/lockstep-fleet.lock while the fleet is up. Usage: .venv/bin/python be
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import statistics
@@ -30,9 +29,9 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
 from guard_helpers import GuardProcess, sends_nothing, swap_back  # noqa: E402 (after the sys.path lines above)
-from operator_helpers import fleet_on_2_1_0  # noqa: E402
+from operator_helpers import fleet_on_2_1_0  # noqa: E402 (same reason)
 
-from lockstep_fleet import Fleet  # noqa: E402
+from lockstep_fleet import Fleet, fleet_lock  # noqa: E402 (after the sys.path lines above)
 
 
 def version_of(url):
@@ -70,8 +69,7 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("ANSIBLE_CONFIG", os.path.join(REPO, "ansible.cfg"))
     results = {}
-    with open("/tmp/lockstep-fleet.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with fleet_lock():
         fleet = Fleet(REPO)
         fleet.down()
         try:

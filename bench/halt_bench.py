@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import io
 import os
 import statistics
@@ -61,21 +60,19 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     sys.path.insert(0, REPO)
-    from lockstep_fleet import Fleet
+    from lockstep_fleet import Fleet, fleet_lock
 
     fleet = Fleet(REPO)
-    held = open("/tmp/lockstep-fleet.lock", "w")
-    fcntl.flock(held, fcntl.LOCK_EX)
-    try:
-        for n in args.hosts:
-            runs = [one_halt(fleet, n) for _ in range(args.runs)]
-            lbs, dones = [r[0] for r in runs], [r[1] for r in runs]
-            print("hosts=%-3d HAProxy sends nothing after min %.2f s, median %.2f s; halt.yml done (every service "
-                  "stopped and confirmed) after min %.2f s, median %.2f s" % (
-                      n, min(lbs), statistics.median(lbs), min(dones), statistics.median(dones)), flush=True)
-    finally:
-        fleet.down()
-        held.close()
+    with fleet_lock():
+        try:
+            for n in args.hosts:
+                runs = [one_halt(fleet, n) for _ in range(args.runs)]
+                lbs, dones = [r[0] for r in runs], [r[1] for r in runs]
+                print("hosts=%-3d HAProxy sends nothing after min %.2f s, median %.2f s; halt.yml done (every service "
+                      "stopped and confirmed) after min %.2f s, median %.2f s" % (
+                          n, min(lbs), statistics.median(lbs), min(dones), statistics.median(dones)), flush=True)
+        finally:
+            fleet.down()
 
 
 if __name__ == "__main__":

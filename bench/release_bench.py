@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/release_bench.py [--hosts 8 32 100] [--runs 3] [--
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import resource
@@ -86,15 +85,14 @@ def main():
     args = ap.parse_args()
     extra_env = dict(e.split("=", 1) for e in args.env)
     sys.path.insert(0, REPO)
-    from lockstep_fleet import Fleet
+    from lockstep_fleet import Fleet, fleet_lock
 
     sides = [("lockstep", os.path.join(REPO, "playbooks", "release.yml"),
               dict({"lockstep_watch_seconds": 0}, **json.loads(args.extra))),
              ("naive", os.path.join(REPO, "bench", "naive.yml"), {})]
     sides = [s for s in sides if args.only in (None, s[0])]
     results = {}
-    with open("/tmp/lockstep-fleet.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with fleet_lock():
         fleet = Fleet(REPO)
         try:
             for n in args.hosts:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import io
 import json
 import os
@@ -79,13 +78,12 @@ def main():
     args = ap.parse_args()
     sys.path.insert(0, REPO)
     from ansible_collections.lockstep.release.plugins.plugin_utils.waves import batches, serial_list
-    from lockstep_fleet import Fleet
+    from lockstep_fleet import Fleet, fleet_lock
 
     largest = max(len(b) for b in batches(["h%d" % i for i in range(1, args.hosts + 1)],
                                           serial_list(1, WAVES["lockstep_waves"])))
     rows = []
-    with open("/tmp/lockstep-fleet.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with fleet_lock():
         fleet = Fleet(REPO)
         try:
             with tempfile.TemporaryDirectory() as tmp:

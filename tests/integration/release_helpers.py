@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -11,18 +9,10 @@ import threading
 from dataclasses import dataclass, field
 
 from ansible_collections.lockstep.release.plugins.module_utils import ledger
+from lockstep_fleet import fleet_lock  # noqa: F401 (the fixtures import it from here)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
-
-
-@contextlib.contextmanager
-def fleet_lock():
-    """One local fleet per machine (fixed loopback addresses): concurrent test runs, benchmarks and the demo wait
-    for each other here."""
-    with open("/tmp/lockstep-fleet.lock", "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        yield
 
 
 # Tests watch for a moment only; the thresholds themselves stay the inventory's.
