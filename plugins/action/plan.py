@@ -76,6 +76,11 @@ class ActionModule(ActionBase):
         canary=dict(type="raw", default=1),
         waves=dict(type="raw", required=True),
         flags_file=dict(type="str", default=""),
+        lb=dict(type="str", default="haproxy", choices=["haproxy", "tasks", "none"]),
+        lb_tasks=dict(type="str", default=""),
+        haproxy_socket=dict(type="str", default=""),
+        lb_hosts=dict(type="list", elements="str", default=[]),
+        lock_host=dict(type="str", default="localhost"),
     )
 
     def fail(self, msg):
@@ -83,6 +88,23 @@ class ActionModule(ActionBase):
         return {"failed": True, "changed": False, "msg": msg,
                 "lockstep_gate": {"gate": "input", "passed": False, "hosts": {},
                                   "halted": [{"host": "controller", "message": msg}], "message": msg}}
+
+    @staticmethod
+    def _load_balancer(a):
+        """``(what the plan says about the load balancer, problem)``: each mode's own inputs, checked here."""
+        if a["lb"] == "haproxy":
+            if not a["lb_hosts"]:
+                return None, ("lockstep_lb is haproxy but the inventory has no load balancer host (lockstep_lb_group); "
+                              "set lockstep_lb: none to release without one, or tasks for your own")
+            if not a["haproxy_socket"]:
+                return None, "lockstep_lb is haproxy but lockstep_haproxy_socket (its admin socket) is not set"
+            return "HAProxy on %s" % a["lb_hosts"][0], None
+        if a["lb"] == "tasks":
+            if not a["lb_tasks"] or not os.path.isfile(a["lb_tasks"]):
+                return None, ("lockstep_lb is tasks but lockstep_lb_tasks %r is not a task file on the controller"
+                              % a["lb_tasks"])
+            return "task file %s" % a["lb_tasks"], None
+        return "none (nothing is drained or put back; which hosts serve traffic has no second source)", None
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
@@ -96,6 +118,9 @@ class ActionModule(ActionBase):
                              "'_'; no '/', '..' or spaces)" % version)
         if not a["group_hosts"]:
             return self.fail("inventory group %r has no hosts: there is no fleet to release to" % a["group"])
+        lb, problem = self._load_balancer(a)
+        if problem:
+            return self.fail(problem)
         try:
             serial = serial_list(a["canary"], a["waves"])
         except WaveSpecError as e:
@@ -126,7 +151,8 @@ class ActionModule(ActionBase):
                     manifest_path, "; ".join(problems)))
         plan = batches(a["group_hosts"], serial)
         names = ["canary"] + ["wave %d" % i for i in range(1, len(plan))]
-        lines = ["%s: %s" % (n, ", ".join(b)) for n, b in zip(names, plan, strict=True)]
+        lines = ["%s: %s" % (n, ", ".join(b)) for n, b in zip(names, plan, strict=True)] + [
+            "load balancer: " + lb, "lock on " + a["lock_host"]]
         started = time.time()
         return {
             "changed": False,
@@ -142,6 +168,7 @@ class ActionModule(ActionBase):
                 "serial": serial,
                 "waves": plan,
                 "summary": " | ".join(lines),
+                "lb": lb,
                 "user": getpass.getuser(),
                 "controller": socket.gethostname(),
                 # The worker's parent is the ansible-playbook process: the lock's owner, for stale detection.

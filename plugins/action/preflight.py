@@ -67,6 +67,7 @@ class ActionModule(ActionBase):
         limit=dict(type="str"),
         states=dict(type="dict", required=True),
         errors=dict(type="dict", default={}),
+        lb=dict(type="str", default="haproxy"),
         lb_servers=dict(type="dict"),
         lb_addresses=dict(type="dict", default={}),
         manifest=dict(type="dict", required=True),
@@ -109,7 +110,10 @@ class ActionModule(ActionBase):
                                       "and lockstep_partial_reason)"))
 
         # 2. Second source of truth: whatever the load balancer sends traffic to must be a host of the group.
-        if a["lb_servers"] is not None:
+        if a["lb_servers"] is None:
+            warnings.append("no load balancer (lockstep_lb: %s): nothing is drained, and which hosts serve traffic has "
+                            "no second source; the inventory alone says which hosts make the fleet" % a["lb"])
+        else:
             for name, server in sorted(a["lb_servers"].items()):
                 if server.get("serving") and name not in a["expected_hosts"]:
                     halted.append((name, "serves traffic through the load balancer (%s) but is not in inventory "
@@ -188,7 +192,8 @@ class ActionModule(ActionBase):
                 ", ".join(names) or "no flags", ", ".join(sorted(set(others) | {target})))
 
         result = gate_result("preflight", hosts, halted, extra_msg="; ".join(warnings) or None,
-                             excluded=excluded, partial=bool(excluded) and partial_ok, flags=verdict)
+                             excluded=excluded, partial=bool(excluded) and partial_ok, flags=verdict,
+                             lb=a["lb"] if a["lb_servers"] is not None else "none")
         result["before_version"] = before
         result["befores"] = befores
         # What each host runs now: the baseline's smoke checks and a refusal's census expect exactly this.

@@ -82,6 +82,41 @@ def lb_confirmed(servers, after, status="MAINT"):
     return [n for n in servers or [] if str(((after or {}).get(n) or {}).get("status", "")).startswith(status)]
 
 
+_ASKED = {"drained": "drained (not serving)", "maint": "in MAINT (not serving)", "ready": "serving"}
+
+
+def lb_result(backends, op, servers, source="the task file"):
+    """A task-file load balancer's answer (``lockstep_lb_backends``: server -> ``{status, serving[, addr]}``, or
+    server -> status) checked against the step asked for and shaped like lockstep.release.haproxy's result. A
+    server missing from the answer, or not in the state asked for, is the step's ``lockstep_lb_error``: lockstep
+    never claims a drain or a return to service the load balancer did not confirm."""
+    out = {"lb": "tasks", "servers": {}, "serving": []}
+    if not isinstance(backends, dict):
+        msg = ("%s did not set lockstep_lb_backends (a dict: server name -> {status, serving}) after %s"
+               % (source, op))
+        return dict(out, msg=msg, lockstep_lb_error=msg)
+    for name, info in backends.items():
+        info = {"status": info} if isinstance(info, str) else dict(info or {})
+        status = str(info.get("status", "")).upper()
+        serving = info.get("serving", status.startswith("UP"))
+        serving = serving if isinstance(serving, bool) else str(serving).lower() in ("true", "yes", "1", "on")
+        out["servers"][str(name)] = dict(info, status=status, serving=serving)
+    out["serving"] = sorted(n for n, i in out["servers"].items() if i["serving"])
+    problems = []
+    unknown = [n for n in servers or [] if n not in out["servers"]]
+    if unknown:
+        problems.append("the load balancer has no server named %s" % ", ".join(unknown))
+    if op in _ASKED:
+        want = op == "ready"
+        wrong = [n for n in servers or [] if n in out["servers"] and out["servers"][n]["serving"] != want]
+        if wrong:
+            problems.append("servers %s not %s after %s" % (", ".join(wrong), _ASKED[op], op))
+    if problems:
+        out["lockstep_lb_error"] = "%s: %s" % (source, "; ".join(problems))
+    out["msg"] = out.get("lockstep_lb_error") or "%s: %s %s" % (source, op, ", ".join(servers or []) or "(query)")
+    return out
+
+
 def wave_index(waves, batch):
     """Position of ``batch`` in the planned waves (len(waves) when it is not one of them)."""
     batch = list(batch or [])
@@ -198,6 +233,7 @@ class FilterModule:
             "lb_managed": lb_managed,
             "lb_track": lb_track,
             "lb_confirmed": lb_confirmed,
+            "lb_result": lb_result,
             "wave_index": wave_index,
             "before_versions": before_versions,
             "pending_hosts": pending_hosts,

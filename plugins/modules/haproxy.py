@@ -115,13 +115,12 @@ elapsed:
   sample: 0.4
 """
 
-import json
-import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lockstep.release.plugins.module_utils.haproxy_api import HAProxyError, servers, set_states
+from ansible_collections.lockstep.release.plugins.module_utils.run_record import read_record, update_record
 
 HAPROXY_STATE = {"drained": "drain", "ready": "ready", "maint": "maint"}
 
@@ -133,38 +132,6 @@ def settled(state, info):
         # A server without health checks ("no check") is up as soon as it is enabled.
         return info["serving"]
     return True
-
-
-def read_record(path):
-    try:
-        with open(path) as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def update_record(path, run_id, version, state, names, now):
-    """Keep the record of lockstep's own drains in step with what HAProxy confirmed (atomically replaced)."""
-    rec = read_record(path) or {}
-    drained = set(rec.get("drained") or [])
-    for name in names:
-        info = now.get(name)
-        if info is None:
-            continue
-        if state == "drained" and not info["serving"]:
-            drained.add(name)
-        elif (state == "ready" and info["serving"]) or state == "maint":
-            drained.discard(name)
-    new = {"run_id": run_id or rec.get("run_id"), "version": version or rec.get("version"), "drained": sorted(drained)}
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(tmp, "w") as f:
-        json.dump(new, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return new
 
 
 def main():

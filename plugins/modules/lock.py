@@ -35,8 +35,10 @@ options:
     default: {}
   record:
     description:
-      - The run's drain record (see M(lockstep.release.haproxy) I(record)); removed with the lock on release when it
-        no longer lists a drained server.
+      - The run record next to the lock (see M(lockstep.release.run_record)); removed with the lock on release when
+        it no longer lists a drained server.
+      - On C(state=acquired) it is read and returned as C(lockstep_record), what a run whose controller died left
+        behind (its run id, version and drains), for the preflight to continue that release.
     type: path
 extends_documentation_fragment:
   - lockstep.release.host
@@ -63,6 +65,11 @@ stale:
   returned: always
   type: bool
   sample: false
+lockstep_record:
+  description: The run record found when acquiring (null when there is none).
+  returned: when state is acquired and record is set
+  type: dict
+  sample: {"run_id": "20261125T101500-4242-2.1.0", "version": "2.1.0", "drained": ["h2"]}
 """
 
 import json
@@ -107,6 +114,7 @@ def main():
     )
     p = module.params
     held = read(p["path"])
+    found = {"lockstep_record": read(p["record"])} if p["record"] and p["state"] == "acquired" else {}
     if p["state"] == "released":
         if not held or held.get("run_id") != p["run_id"]:
             module.exit_json(changed=False, lock=held or {}, stale=False)
@@ -119,8 +127,11 @@ def main():
         module.exit_json(changed=True, lock=held, stale=False)
 
     if held and held.get("run_id") == p["run_id"]:
-        module.exit_json(changed=False, lock=held, stale=False)
+        module.exit_json(changed=False, lock=held, stale=False, **found)
     lock = dict(p["owner"], run_id=p["run_id"], started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if not held and not module.check_mode and not os.path.isdir(os.path.dirname(p["path"]) or "."):
+        os.makedirs(os.path.dirname(p["path"]), mode=0o700)
+        os.chmod(os.path.dirname(p["path"]), 0o700)  # the lock's directory for its owner only, whatever the umask
     if not held and not module.check_mode:
         os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)
         try:
@@ -128,13 +139,14 @@ def main():
         except FileExistsError:
             held = read(p["path"]) or {"owner": "unknown (lock file unreadable)"}
         else:
+            os.fchmod(fd, 0o600)  # for its owner only, whatever the umask (set before anything is written)
             with os.fdopen(fd, "w") as f:
                 json.dump(lock, f, sort_keys=True)
                 f.flush()
                 os.fsync(f.fileno())
-            module.exit_json(changed=True, lock=lock, stale=False)
+            module.exit_json(changed=True, lock=lock, stale=False, **found)
     if not held:
-        module.exit_json(changed=True, lock=lock, stale=False)
+        module.exit_json(changed=True, lock=lock, stale=False, **found)
     stale = owner_gone(held)
     who = "release of %s by %s@%s (pid %s, run %s) since %s" % (
         held.get("version"), held.get("user"), held.get("controller"), held.get("pid"), held.get("run_id"),

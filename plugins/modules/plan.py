@@ -55,6 +55,31 @@ options:
         flag-reuse gate trusts manifests, so a manifest that lies about its flags is refused like a missing one.
     type: str
     default: ""
+  lb:
+    description:
+      - The load balancer (C(lockstep_lb)). C(haproxy) needs a load balancer host (I(lb_hosts)) and
+        I(haproxy_socket); C(tasks) needs I(lb_tasks), a task file on the controller; C(none) needs nothing and the
+        plan says that nothing will be drained.
+    type: str
+    choices: [haproxy, tasks, none]
+    default: haproxy
+  lb_tasks:
+    description: The load balancer task file, with I(lb=tasks).
+    type: str
+    default: ""
+  haproxy_socket:
+    description: HAProxy's admin socket, with I(lb=haproxy).
+    type: str
+    default: ""
+  lb_hosts:
+    description: The hosts of the load balancer group.
+    type: list
+    elements: str
+    default: []
+  lock_host:
+    description: Where the release lock lives; named in the plan.
+    type: str
+    default: localhost
 extends_documentation_fragment:
   - lockstep.release.controller
 """

@@ -42,8 +42,15 @@ options:
     description: Host name to C(lockstep_state) for every host that reported.
     type: dict
     required: true
+  lb:
+    description: The load balancer mode (C(lockstep_lb)), recorded in the gate.
+    type: str
+    default: haproxy
   lb_servers:
-    description: Servers of the backend as returned by M(lockstep.release.haproxy).
+    description:
+      - Servers of the backend as the load balancer reported them (M(lockstep.release.haproxy) or a task-file
+        implementation). Omitted when there is no load balancer; the serving-backend check then has no second
+        source, and the gate's message says so.
     type: dict
   lb_addresses:
     description:

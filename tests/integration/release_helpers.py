@@ -57,8 +57,8 @@ def env(tmp_path, **extra):
     return e
 
 
-def release_cmd(version, extra=None, limit=None, check=False, playbook="release.yml"):
-    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", os.path.join(REPO, "inventory", "local"),
+def release_cmd(version, extra=None, limit=None, check=False, playbook="release.yml", inventory=None):
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory or os.path.join(REPO, "inventory", "local"),
            os.path.join(REPO, "playbooks", playbook), "-e", json.dumps(dict(FAST, **(extra or {})))]
     if version is not None:
         cmd += ["-e", json.dumps({"lockstep_version": version})]
@@ -82,9 +82,10 @@ def ledgers(tmp_path):
     return set(os.listdir(directory)) if directory.exists() else set()
 
 
-def release(tmp_path, version, extra=None, limit=None, check=False, timeout=600, playbook="release.yml"):
+def release(tmp_path, version, extra=None, limit=None, check=False, timeout=600, playbook="release.yml",
+            inventory=None):
     before = ledgers(tmp_path)
-    proc = subprocess.run(release_cmd(version, extra, limit, check, playbook), cwd=REPO, env=env(tmp_path),
+    proc = subprocess.run(release_cmd(version, extra, limit, check, playbook, inventory), cwd=REPO, env=env(tmp_path),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return Run(proc.returncode, proc.stdout + proc.stderr, records_in(tmp_path, before))
 
