@@ -103,8 +103,8 @@ MUTATIONS = [
     (
         'kill switch',
         'roles/rollback/tasks/main.yml',
-        '        state: maint',
-        '        state: ready',
+        '        __lockstep_lb_op: maint',
+        '        __lockstep_lb_op: ready',
         'test_release_halts.py::test_rollback_that_cannot_complete_drains_the_host',
     ),
     (
@@ -160,8 +160,8 @@ MUTATIONS = [
     (
         'halt: every server out of the load balancer',
         'roles/killswitch/tasks/main.yml',
-        """    servers: "{{ lockstep_halt_hosts if lockstep_halt_hosts | length > 0 else ['*'] }}\"""",
-        """    servers: "{{ lockstep_halt_hosts if lockstep_halt_hosts | length > 0 else [] }}\"""",
+        "else (['*'] if lockstep_lb == 'haproxy' else groups[lockstep_group]) }}\"",
+        'else [] }}"',
         'test_halt.py::test_halt_empties_the_backend_with_one_host_unreachable_and_names_it',
     ),
     (
@@ -285,8 +285,8 @@ MUTATIONS = [
     (
         'rollback goes on without the load balancer',
         'roles/rollout/tasks/lb.yml',
-        '  when: __lockstep_lb_step.lockstep_lb_error is defined and not __lockstep_back',
-        '  when: __lockstep_lb_step.lockstep_lb_error is defined',
+        "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back",
+        "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined",
         'test_safety_net.py::test_load_balancer_gone_after_the_canary_still_switches_every_host_back',
     ),
     (
@@ -353,8 +353,8 @@ MUTATIONS = [
     (
         'guard: kill switch limited to the named host (load balancer)',
         'roles/killswitch/tasks/main.yml',
-        """    servers: "{{ lockstep_halt_hosts if lockstep_halt_hosts | length > 0 else ['*'] }}\"""",
-        '    servers: ["*"]',
+        '    __lockstep_lb_servers: "{{ lockstep_halt_hosts if lockstep_halt_hosts | length > 0 else',
+        '    __lockstep_lb_servers: "{{ [\'*\'] if true else',
         'test_guard.py::test_guard_leaves_a_release_alone_then_drains_only_the_host_swapped_back',
         'test_guard.py::test_halt_limited_to_named_hosts_touches_no_other',
     ),
@@ -386,6 +386,36 @@ MUTATIONS = [
         '      when: inventory_hostname in __lockstep_first and lockstep_stop_command | length > 0',
         '      when: false',
         'test_safety_net.py::test_first_release_that_halts_stops_its_hosts_and_takes_them_out',
+    ),
+    (
+        'a load balancer step not done halts the wave',
+        'roles/rollout/tasks/lb.yml',
+        "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back",
+        '  when: false',
+        'test_load_balancers.py::test_task_file_load_balancer',
+    ),
+    (
+        "a task-file load balancer's answer is checked",
+        'plugins/filter/lockstep.py',
+        'wrong = [n for n in servers or [] if n in out["servers"] and out["servers"][n]["serving"] != want]',
+        'wrong = []',
+        'test_load_balancers.py::test_task_file_load_balancer',
+        'tests/unit/test_load_balancer_interface.py::test_a_step_not_confirmed_is_the_steps_error',
+    ),
+    (
+        'no load balancer: said in the preflight gate',
+        'plugins/action/preflight.py',
+        '        if a["lb_servers"] is None:\n            warnings.append(',
+        '        if False:\n            warnings.append(',
+        'test_load_balancers.py::test_no_load_balancer',
+        'tests/unit/test_load_balancer_interface.py::test_without_a_load_balancer_the_gate_says_there_is_no_second_source',
+    ),
+    (
+        "each load balancer mode's inputs, before any host",
+        'plugins/action/plan.py',
+        '        if problem:\n            return self.fail(problem)',
+        '        if False:\n            return self.fail(problem)',
+        'tests/unit/test_load_balancer_interface.py::test_each_mode_needs_its_own_inputs_before_any_host',
     ),
 ]
 
