@@ -9,7 +9,7 @@ import time
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
-from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, hide, request
 
 
 def substitute(value, names):
@@ -29,7 +29,8 @@ def substitute(value, names):
 
 
 def check_step(step, timeout):
-    resp = request(step["url"], method=step.get("method", "GET"), body=step.get("body"), timeout=timeout)
+    resp = request(step["url"], method=step.get("method", "GET"), body=step.get("body"), timeout=timeout,
+                   headers=step.get("headers"))
     want = int(step.get("status", 200))
     if resp.status != want:
         return "%s %s: %s, expected HTTP %d" % (step.get("method", "GET"), step["url"], resp.describe(), want)
@@ -73,6 +74,9 @@ class ActionModule(ActionBase):
                          "version": a["versions"].get(host) or a["version"]}
                 steps = check.get("steps") or [{k: v for k, v in check.items()
                                                 if k not in ("name", "per_host", "retries", "delay")}]
+                if check.get("steps") and check.get("headers"):  # the check's headers go with each of its steps
+                    steps = [dict(step, headers=dict(check["headers"], **(step.get("headers") or {})))
+                             for step in steps]
                 jobs[(name, host)] = (substitute(steps, names), int(check.get("retries", 0)),
                                       float(check.get("delay", 1)))
 
@@ -80,10 +84,12 @@ class ActionModule(ActionBase):
             # Steps of one check run in order (an order, then what the exchange saw of it). Strict by default: a
             # check retries only when it says so, and a pass on retry is reported as such.
             steps, retries, delay = job
+            # Header values (a token) never reach a message, even when the service echoes them back.
+            secret = [v for step in steps for v in (step.get("headers") or {}).values()]
             for attempt in range(retries + 1):
                 problem = next((p for p in (check_step(step, a["timeout"]) for step in steps) if p), None)
                 if problem is None or attempt == retries:
-                    return problem, attempt
+                    return (hide(problem, secret) if problem else problem), attempt
                 time.sleep(delay)
             return problem, retries
 

@@ -19,6 +19,8 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     DEFAULT_SECRET_PATTERNS,
     FORMAT_VERSION,
     LedgerWriter,
+    anchor_dir,
+    anchor_path,
     format_summary,
     line_of,
     plain,
@@ -27,6 +29,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     seal,
     state_version,
 )
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import Collector, play_secrets
 
 try:
     from ansible.executor.play_iterator import PlayIterator
@@ -57,8 +60,15 @@ description:
     end. Optionally writes a JUnit XML file with one test case per host per gate.
   - Puts C(lockstep_ledger) (path, status, record count) into the run's custom stats (as C(set_stats) would) so
     AWX shows it in the job's artifacts.
-  - Values of C(no_log) results and extra vars whose names match O(secret_patterns) never reach the ledger, the
-    summary or the JUnit file; any other string containing such a value has it replaced by C(********).
+  - Secrets never reach the ledger, the progress lines, the summary, the JUnit file or the run's custom stats
+    (C(set_stats)) - vault-encrypted values wherever they are defined (inventory host_vars/group_vars, vars files,
+    play vars, extra vars; inline C(!vault) values and files encrypted whole), the values of variables (or dict keys)
+    whose names match O(secret_patterns) from any source, and what a C(no_log) task sets or registers (facts,
+    C(stdout), C(content), C(json)). They are collected once per play from every host's variables; any string
+    containing one has it replaced by C(********). Nothing but the status is taken from a C(no_log) result.
+  - Keeps the ledger's head (last C(seq) and C(hash)) in an anchor file outside the ledger directory, rewritten
+    atomically after every record, so C(bin/lockstep ledger verify) detects a ledger whose tail was cut off.
+  - The ledger directory is made mode 0700, ledger, fallback, anchor and JUnit files 0600, whatever the umask.
   - If the ledger cannot be created or written, the callback stops the run before any (further) task runs; it
     marks the play's hosts failed and terminates the task queue manager, so C(ansible-playbook) exits non-zero.
     An unrecorded release is not allowed.
@@ -93,6 +103,18 @@ options:
         key: secret_patterns
     env:
       - name: LOCKSTEP_LEDGER_SECRET_PATTERNS
+  anchor_dir:
+    description:
+      - Directory of the anchors, one per ledger (keyed by the ledger's real path); keep it outside the ledger
+        directory. The first record of a ledger names its anchor. An empty value turns anchoring off (such a
+        ledger verifies as C(unanchored)).
+    type: str
+    default: ~/.local/state/lockstep/anchors
+    ini:
+      - section: lockstep_ledger
+        key: anchor_dir
+    env:
+      - name: LOCKSTEP_LEDGER_ANCHOR_DIR
   junit_file:
     description:
       - Path of a JUnit XML file to write at the end of the run (one test case per host per gate, plus one
@@ -148,6 +170,8 @@ class _StderrWriter:
 
     path = "stderr"
 
+    anchor_error = None
+
     def __init__(self):
         self.seq, self.prev = 0, "0" * 64
 
@@ -158,6 +182,22 @@ class _StderrWriter:
         self.seq += 1
         self.prev = sealed["hash"]
         return sealed
+
+
+def _host_of(result):
+    """A TaskResult's host, task and data: public properties since ansible-core 2.19, underscored before."""
+    host = getattr(result, "host", None)
+    return host if host is not None else result._host
+
+
+def _task_of(result):
+    task = getattr(result, "task", None)
+    return task if task is not None else result._task
+
+
+def _data_of(result):
+    data = getattr(result, "result", None)
+    return data if isinstance(data, dict) else result._result
 
 
 def _utcnow():
@@ -212,6 +252,10 @@ class CallbackModule(CallbackBase):
         self._tqm = None
         self._secrets = set()
         self._patterns = list(DEFAULT_SECRET_PATTERNS)
+        self._collector = None
+        self._plays_collected = set()  # play uuids whose hosts' secrets were collected (serial batches: once)
+        self._no_log_pending = []  # (host, task) of no_log results whose registered values are not set yet
+        self._anchor_warned = False
         self._playbook = None
         self._play_name = None
         self._phase = None
@@ -237,15 +281,72 @@ class CallbackModule(CallbackBase):
         self._show_progress = self.get_option("progress")
         self._version_var = self.get_option("version_var")
         self._rollback_phase = self.get_option("rollback_phase")
+        self._anchor_dir = anchor_dir(self.get_option("anchor_dir") or "")
+        self._collector = Collector(self._patterns, self._secrets)
 
     # --- writing ---------------------------------------------------------------------------------------------
 
     def _clean(self, value):
         return scrub(plain(value), self._secrets)
 
+    def _new_writer(self, path, private_directory=True):
+        anchor = anchor_path(self._anchor_dir, path) if self._anchor_dir else None
+        return LedgerWriter(path, anchor=anchor, private_directory=private_directory)
+
+    def _check_anchor(self):
+        error = getattr(self._writer, "anchor_error", None)
+        if error and not self._anchor_warned:
+            self._anchor_warned = True
+            self._display.warning(f"lockstep ledger: {error}; a cut tail of {self._writer.path} will not be detected")
+
+    # --- secrets -------------------------------------------------------------------------------------------------
+
+    def _collect_play(self, play):
+        """Every secret the play's hosts can see (vault-encrypted values, values under secret names), once per play
+        (a serial play starts once per batch, with the same play)."""
+        tqm = self._tqm
+        key = getattr(play, "_uuid", id(play))
+        if tqm is None or key in self._plays_collected:
+            return
+        self._plays_collected.add(key)
+        try:
+            vm = tqm.get_variable_manager()
+            hosts = tqm.get_inventory().get_hosts(play.hosts)
+            play_secrets(self._collector, vm, tqm._loader, play, hosts)
+        except Exception as ex:
+            self._display.warning(f"lockstep ledger: could not collect the play's secrets: {ex}")
+
+    def _note_no_log(self, result):
+        """A no_log task's registered result and facts are secret; they are set only after the callbacks ran, so
+        they are collected before the next record."""
+        task = _task_of(result)
+        if getattr(task, "register", None) or str(getattr(task, "action", "")).endswith("set_fact"):
+            self._no_log_pending.append((_host_of(result).get_name(), task))
+
+    def _collect_no_log(self):
+        if not self._no_log_pending or self._tqm is None:
+            return
+        pending, self._no_log_pending = self._no_log_pending, []
+        try:
+            facts = getattr(self._tqm.get_variable_manager(), "_nonpersistent_fact_cache", {}) or {}
+        except Exception:
+            return
+        for host, task in pending:
+            values = facts.get(host) or {}
+            if str(getattr(task, "action", "")).endswith("set_fact"):
+                for name in (task.args or {}):
+                    if name != "cacheable" and name in values:
+                        self._collector.everything(values[name])
+            registered = values.get(task.register) if task.register else None
+            if isinstance(registered, dict):
+                for key in ("stdout", "stdout_lines", "content", "json", "ansible_facts"):
+                    if key in registered:
+                        self._collector.everything(registered[key])
+
     def _record(self, event, **fields):
         if self._writer is None or self._broken:
             return None
+        self._collect_no_log()
         rec = {"event": event, "ts": _utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
         rec.update(self._clean(fields))
         try:
@@ -256,6 +357,7 @@ class CallbackModule(CallbackBase):
                 self._fail_ledger(message)  # nothing changed yet: stopping strands nothing
                 return None
             return self._fall_back(message, rec)
+        self._check_anchor()
         self._publish_stats()
         return sealed
 
@@ -265,7 +367,7 @@ class CallbackModule(CallbackBase):
         broken = self._writer
         path = os.path.join(tempfile.gettempdir(), "lockstep-ledger-fallback-%d.jsonl" % os.getpid())
         try:
-            self._writer = LedgerWriter(path)
+            self._writer = self._new_writer(path, private_directory=False)  # $TMPDIR is shared: the file is 0600
             self._fallback = path
         except Exception:
             self._writer = _StderrWriter()
@@ -273,8 +375,11 @@ class CallbackModule(CallbackBase):
         self._display.error(f"lockstep ledger: {message} - halting the release; records continue in {self._fallback}")
         # Worker processes are forked from this one for every task: the gates read this variable.
         os.environ[LEDGER_BROKEN_ENV] = f"{message}; records continue in {self._fallback}"
-        self._writer.append({"event": "ledger_fallback", "ts": rec.get("ts"), "message": message,
-                             "ledger": broken.path, "ledger_seq": broken.seq, "ledger_prev": broken.prev})
+        first = {"event": "ledger_fallback", "ts": rec.get("ts"), "message": self._clean(message),
+                 "ledger": broken.path, "ledger_seq": broken.seq, "ledger_prev": broken.prev}
+        if getattr(self._writer, "anchor", None):
+            first["anchor"] = self._writer.anchor
+        self._writer.append(first)
         return self._writer.append(rec)
 
     def _fail_ledger(self, message):
@@ -315,11 +420,13 @@ class CallbackModule(CallbackBase):
         self._stopped = True
 
     def _publish_stats(self):
-        """Keep ``lockstep_ledger`` in the run's custom stats current (AWX reads them as the job's artifacts)."""
+        """Keep ``lockstep_ledger`` in the run's custom stats current (AWX reads them as the job's artifacts), and
+        every custom stat (the playbook's ``set_stats``) scrubbed of secrets before any callback shows them."""
         tqm = self._tqm
         stats = getattr(tqm, "_stats", None)
         if stats is None or self._writer is None:
             return
+        self._scrub_custom_stats(stats)
         try:
             stats.set_custom_stats("lockstep_ledger", {
                 "path": self._writer.path,
@@ -328,6 +435,16 @@ class CallbackModule(CallbackBase):
                 "failures": self._failures,
                 "unreachable": self._unreachable,
             })
+        except Exception:
+            pass
+
+    def _scrub_custom_stats(self, stats):
+        custom = getattr(stats, "custom", None)
+        if not isinstance(custom, dict) or not self._secrets:
+            return
+        try:
+            for host in list(custom):
+                custom[host] = scrub(custom[host], self._secrets)
         except Exception:
             pass
 
@@ -347,17 +464,17 @@ class CallbackModule(CallbackBase):
         return name
 
     def _result_phase(self, result):
-        return self._task_phase.get(result.task._uuid, self._phase_of(result.task))
+        return self._task_phase.get(_task_of(result)._uuid, self._phase_of(_task_of(result)))
 
     @staticmethod
     def _no_log(result):
-        return bool(getattr(result.task, "no_log", False) or result.result.get("_ansible_no_log")
-                    or "censored" in result.result)
+        return bool(getattr(_task_of(result), "no_log", False) or _data_of(result).get("_ansible_no_log")
+                    or "censored" in _data_of(result))
 
     def _message(self, result):
         if self._no_log(result):
             return NO_LOG_MESSAGE
-        res = result.result
+        res = _data_of(result)
         for key in ("msg", "stderr", "reason"):
             if res.get(key):
                 return to_text(res[key])
@@ -392,17 +509,20 @@ class CallbackModule(CallbackBase):
                 extra_vars = dict(self._tqm.get_variable_manager().extra_vars)
             except Exception:
                 extra_vars = {}
-        redacted, self._secrets = redact_vars(extra_vars, self._patterns)
+        redacted, named = redact_vars(extra_vars, self._patterns)
+        self._secrets.update(named)
+        self._collector.variables(extra_vars)  # vault-encrypted extra vars (-e @file), whatever their names
         self._version = extra_vars.get(self._version_var)
         stem = os.path.splitext(os.path.basename(self._playbook))[0]
         now = _utcnow()
         name = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{stem}-{os.getpid()}.jsonl"
         path = os.path.join(self._directory, name)
         try:
-            self._writer = LedgerWriter(path)
+            self._writer = self._new_writer(path)
         except Exception as ex:
             self._fail_ledger(f"cannot create ledger {path}: {ex}")
             return
+        anchor = {"anchor": self._writer.anchor} if self._writer.anchor else {}
         args = context.CLIARGS
         inventory = args.get("inventory") or []
         self._record(
@@ -423,6 +543,7 @@ class CallbackModule(CallbackBase):
             check_mode=bool(args.get("check")),
             extra_vars=redacted,
             ansible_version=ansible_version,
+            **anchor,
         )
         if not self._broken:
             # Lets the release playbook assert, in its first task, that the ledger is being written:
@@ -435,6 +556,7 @@ class CallbackModule(CallbackBase):
         if self._broken:
             self._stop(play)
             return
+        self._collect_play(play)
         self._leave_phase()
         self._play_name = play.get_name()
         hosts = []
@@ -468,8 +590,8 @@ class CallbackModule(CallbackBase):
     # --- results ---------------------------------------------------------------------------------------------
 
     def _common(self, result):
-        host = result.host.get_name()
-        return host, {"host": host, "task": result.task.get_name().strip(), "phase": self._result_phase(result)}
+        host = _host_of(result).get_name()
+        return host, {"host": host, "task": _task_of(result).get_name().strip(), "phase": self._result_phase(result)}
 
     def _touch(self, host, phase, outcome):
         entry = self._host_entry(host)
@@ -479,12 +601,13 @@ class CallbackModule(CallbackBase):
             entry["result"] = outcome
 
     def _note_in_flight(self, result):
-        action = str(getattr(result._task, "action", ""))
-        res = result._result if isinstance(result._result, dict) else {}
+        action = str(getattr(_task_of(result), "action", ""))
+        res = _data_of(result)
+        res = res if isinstance(res, dict) else {}
         if action.endswith("deploy") and (
                 res.get("switched") or (res.get("lockstep_unreachable") and not res.get("lockstep_never_connected"))):
             self._in_flight = True
-        if action.endswith(".lock") and res.get("changed") and result._task.args.get("state") != "released":
+        if action.endswith(".lock") and res.get("changed") and _task_of(result).args.get("state") != "released":
             self._in_flight = True
 
     def v2_runner_on_ok(self, result):
@@ -492,18 +615,20 @@ class CallbackModule(CallbackBase):
         host, common = self._common(result)
         phase = common["phase"]
         if self._no_log(result):
+            self._note_no_log(result)
             self._touch(host, phase, None)
             if phase is not None and phase == self._rollback_phase:
                 self._record("rollback_step", status="ok", **common)
             return
         self._touch(host, phase, None)
-        results = [result.result]
-        if isinstance(result.result.get("results"), list):  # a loop: each item may carry the keys
-            results.extend(r for r in result.result["results"] if isinstance(r, dict))
+        data = _data_of(result)
+        results = [data]
+        if isinstance(data.get("results"), list):  # a loop: each item may carry the keys
+            results.extend(r for r in data["results"] if isinstance(r, dict))
         for res in results:
             self._on_keys(host, common, res)
         if phase is not None and phase == self._rollback_phase:
-            self._record("rollback_step", status="changed" if result.result.get("changed") else "ok", **common)
+            self._record("rollback_step", status="changed" if data.get("changed") else "ok", **common)
 
     def _on_keys(self, host, common, res):
         if "lockstep_state" in res:
@@ -568,10 +693,12 @@ class CallbackModule(CallbackBase):
             self._touch(host, common["phase"], "failed")
         else:
             self._touch(host, common["phase"], None)
+        if self._no_log(result):
+            self._note_no_log(result)
         message = self._message(result)
         self._record("host_failed", message=message, ignored=bool(ignore_errors), **common)
         if not self._no_log(result):  # gates report a halt in a failed result too (fail_json(lockstep_gate=...))
-            self._on_keys(host, common, result.result)
+            self._on_keys(host, common, _data_of(result))
         if common["phase"] is not None and common["phase"] == self._rollback_phase:
             self._record("rollback_step", status="failed", message=message, **common)
 
@@ -631,6 +758,8 @@ class CallbackModule(CallbackBase):
         if self._finished:
             return
         self._finished = True
+        self._collect_no_log()
+        self._scrub_custom_stats(stats)
         self._reported_from_stats(stats)
         self._leave_phase()
         status, source = self._status()
@@ -667,7 +796,7 @@ class CallbackModule(CallbackBase):
             summary["ledger"] = self._writer.path
         if self._show_summary and self._audit is not None:
             # An audit is not a release: its own table is the one people read.
-            self._display.display(self._audit.get("table") or "")
+            self._display.display(self._clean(self._audit.get("table") or ""))
             self._display.display("ledger: {}".format(summary.get("ledger")))
         elif self._show_summary:
             self._display.display(format_summary(summary))
@@ -675,15 +804,18 @@ class CallbackModule(CallbackBase):
             try:
                 self._write_junit(summary)
             except Exception as ex:
-                self._display.error_as_warning(f"lockstep ledger: cannot write JUnit file {self._junit_file}",
-                                               exception=ex)
+                warn = getattr(self._display, "error_as_warning", None)  # ansible-core 2.19; a warning before
+                if warn is not None:
+                    warn(f"lockstep ledger: cannot write JUnit file {self._junit_file}", exception=ex)
+                else:
+                    self._display.warning(f"lockstep ledger: cannot write JUnit file {self._junit_file}: {ex}")
 
     def _write_junit(self, summary):
         from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
         suites = {}
         seen = {}
-        for gate in self._gates:
+        for gate in self._clean(self._gates):  # secrets collected after a gate was seen are scrubbed too
             name = str(gate.get("gate") or "gate")
             suite = suites.get(name)
             if suite is None:
@@ -718,5 +850,23 @@ class CallbackModule(CallbackBase):
         xml.update_statistics()
         path = os.path.abspath(self._junit_file)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        xml.write(path, pretty=True)
+        # 0600 whatever the umask: written to a private temporary file (mkstemp) in the same directory, then renamed
+        fd, tmp = tempfile.mkstemp(prefix=".lockstep-junit-", suffix=".xml", dir=os.path.dirname(path))
+        os.close(fd)
+        try:
+            xml.write(tmp, pretty=True)
+            with open(tmp, "rb") as f:
+                text = f.read().decode("utf-8")
+            scrubbed = scrub(text, self._secrets)
+            if scrubbed != text:
+                with open(tmp, "wb") as f:
+                    f.write(scrubbed.encode("utf-8"))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 

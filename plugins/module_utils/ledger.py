@@ -9,6 +9,10 @@ A record is a JSON object with at least ``seq`` (0, 1, 2, ... in file order), ``
 previous record; ``GENESIS`` for the first), ``event`` and ``hash``. ``hash`` is the sha256 (hex) of the canonical
 JSON of the record without its ``hash`` key (sorted keys, no whitespace, UTF-8), so it covers ``seq`` and ``prev``:
 a deleted, reordered, inserted or edited line breaks the chain at that line.
+
+The chain alone cannot tell a ledger whose tail was cut off from a run that was killed. An *anchor* (a small JSON
+file outside the ledger directory, rewritten atomically after every append) holds the ledger's head (``seq`` and
+``hash`` of its last record): :func:`check_anchor` reports a ledger with fewer records than its anchor as truncated.
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ import fnmatch
 import hashlib
 import json
 import os
+import stat
 
 FORMAT_VERSION = 1
 GENESIS = "0" * 64
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+ANCHOR_DIR_ENV = "LOCKSTEP_LEDGER_ANCHOR_DIR"
+DEFAULT_ANCHOR_DIR = os.path.join("~", ".local", "state", "lockstep", "anchors")
 REDACTED = "********"
 LEDGER_SUFFIX = ".jsonl"
 # The last record of a finished ledger: a run's release_finished, or a one-record operator action (bin/lockstep lock
@@ -34,7 +43,10 @@ DEFAULT_SECRET_PATTERNS = (
 def _json_default(value):
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    return str(value)
+    try:
+        return str(value)
+    except Exception:  # a vault-encrypted value that cannot be decrypted here: never its ciphertext or an error
+        return REDACTED
 
 
 def plain(value):
@@ -73,7 +85,10 @@ class VerifyResult:
     """Outcome of :func:`verify`: ``ok``, ``records`` (count of good records), ``bad_seq`` / ``bad_line`` (1-based
     line number) and ``reason`` of the first bad record, and ``complete`` (the last record is ``release_finished``)."""
 
-    def __init__(self, ok, records, bad_seq=None, bad_line=None, reason=None, complete=False, last_event=None):
+    def __init__(self, ok, records, bad_seq=None, bad_line=None, reason=None, complete=False, last_event=None,
+                 hashes=None, anchor=None):
+        self.hashes = hashes or []  # hash of each good record, by seq
+        self.anchor = anchor  # the ``anchor`` key of the first record: where the run kept the ledger's head
         self.ok = ok
         self.records = records
         self.bad_seq = bad_seq
@@ -91,6 +106,8 @@ def verify_lines(lines):
     prev = GENESIS
     count = 0
     last_event = None
+    hashes = []
+    anchor = None
     for lineno, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
             try:
@@ -116,11 +133,15 @@ def verify_lines(lines):
         if rec.get("hash") != record_hash(rec):
             return VerifyResult(False, count, count, lineno, "record hash does not match its content (record edited)")
         prev = rec["hash"]
+        hashes.append(prev)
+        if count == 0:
+            anchor = rec.get("anchor")
         last_event = rec.get("event")
         count += 1
     if count == 0:
         return VerifyResult(False, 0, 0, 1, "ledger is empty")
-    return VerifyResult(True, count, complete=(last_event in COMPLETE_EVENTS), last_event=last_event)
+    return VerifyResult(True, count, complete=(last_event in COMPLETE_EVENTS), last_event=last_event, hashes=hashes,
+                        anchor=anchor)
 
 
 def verify(path):
@@ -151,18 +172,52 @@ def newest_ledger(directory):
     return max(paths, key=lambda p: (os.stat(p).st_mtime_ns, p))
 
 
+def private_dir(directory, tighten=True):
+    """Create ``directory`` (and its parents) if missing, mode 0700 whatever the umask: ledgers and anchors are for
+    their owner only. An existing directory this user owns is tightened to 0700 too (``tighten``), unless it is a
+    shared sticky directory such as ``/tmp``."""
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
+        os.chmod(directory, DIR_MODE)
+        return
+    if not tighten:
+        return
+    st = os.stat(directory)
+    if st.st_uid == os.geteuid() and not st.st_mode & stat.S_ISVTX and stat.S_IMODE(st.st_mode) != DIR_MODE:
+        os.chmod(directory, DIR_MODE)
+
+
+def private_file(path, flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL):
+    """Open ``path`` with ``flags`` and mode 0600, set again with ``fchmod`` (the umask can only take bits away, an
+    existing file keeps its mode otherwise). Returns the descriptor."""
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class LedgerWriter:
     """Append-only writer: every :meth:`append` writes one whole line with a single ``write(2)`` on an
-    ``O_APPEND`` descriptor, then ``fsync``. The directory is fsynced once when the file is created."""
+    ``O_APPEND`` descriptor, then ``fsync``. The directory is fsynced once when the file is created. The directory is
+    made 0700 (an existing one only with ``private_directory``: not a shared one such as ``$TMPDIR``) and the file
+    0600.
 
-    def __init__(self, path, fsync=True):
+    With ``anchor`` (a path outside the ledger's directory), the ledger's head is written there after every append
+    (:func:`write_anchor`); ``anchor_error`` holds the first error doing so (the ledger itself goes on)."""
+
+    def __init__(self, path, fsync=True, anchor=None, private_directory=True):
         self.path = path
         self.seq = 0
         self.prev = GENESIS
         self._fsync = fsync
+        self.anchor = anchor
+        self.anchor_error = None
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        private_dir(directory, tighten=private_directory)
+        self._fd = private_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND)
         if fsync:
             dfd = os.open(directory, os.O_RDONLY)
             try:
@@ -189,12 +244,125 @@ class LedgerWriter:
             raise
         self.seq += 1
         self.prev = sealed["hash"]
+        if self.anchor is not None:
+            try:
+                write_anchor(self.anchor, self.path, sealed["seq"], sealed["hash"], fsync=self._fsync)
+            except OSError as ex:
+                if self.anchor_error is None:
+                    self.anchor_error = f"cannot write the anchor {self.anchor}: {ex}"
         return sealed
 
     def close(self):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+# --- anchors -----------------------------------------------------------------------------------------------------
+
+def anchor_dir(configured=None):
+    """The anchor directory: ``configured``, else ``$LOCKSTEP_LEDGER_ANCHOR_DIR``, else
+    ``~/.local/state/lockstep/anchors``; None when set to an empty string (anchoring off)."""
+    value = configured if configured is not None else os.environ.get(ANCHOR_DIR_ENV, DEFAULT_ANCHOR_DIR)
+    if not value:
+        return None
+    return os.path.abspath(os.path.expanduser(value))
+
+
+def anchor_path(directory, ledger_path):
+    """Where the anchor of ``ledger_path`` lives in ``directory``: keyed by the ledger's real path (a hash of it,
+    plus the file name for people)."""
+    real = os.path.realpath(ledger_path)
+    digest = hashlib.sha256(real.encode("utf-8")).hexdigest()[:16]
+    return os.path.join(directory, f"{digest}-{os.path.basename(real)}.anchor.json")
+
+
+def write_anchor(path, ledger_path, seq, head, fsync=True):
+    """Replace the anchor at ``path`` atomically (a 0600 temporary file renamed over it) with the ledger's head."""
+    directory = os.path.dirname(path)
+    private_dir(directory)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    data = json.dumps({"ledger": os.path.realpath(ledger_path), "seq": seq, "hash": head, "records": seq + 1},
+                      sort_keys=True).encode("utf-8") + b"\n"
+    fd = private_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_anchor(path):
+    """The anchor at ``path`` as a dict, or None when there is none; raises ValueError when it is unreadable."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as ex:
+        raise ValueError(f"anchor {path} unreadable: {ex}") from ex
+    if not isinstance(data, dict) or not isinstance(data.get("seq"), int) or not isinstance(data.get("hash"), str):
+        raise ValueError(f"anchor {path} is not an anchor (seq, hash)")
+    return data
+
+
+class AnchorResult:
+    """Outcome of :func:`check_anchor`: ``state`` is ``anchored`` (the ledger ends at its anchor's head),
+    ``behind`` (one record after the head: a run stopped between its ledger and anchor writes), ``unanchored`` (no
+    anchor was ever named or found: a cut tail is not detectable), or a failure: ``truncated``, ``diverged``,
+    ``extended``, ``missing``, ``unreadable``."""
+
+    OK_STATES = ("anchored", "behind", "unanchored")
+
+    def __init__(self, state, message, path=None):
+        self.state, self.message, self.path = state, message, path
+
+    @property
+    def ok(self):
+        return self.state in self.OK_STATES
+
+    def __repr__(self):
+        return f"AnchorResult({self.state!r}, {self.message!r})"
+
+
+def check_anchor(result, ledger_path, anchor=None, directory=None):
+    """Check a verified ledger (``result`` of :func:`verify`) against its anchor: ``anchor`` (a path) when given,
+    else the one its first record names, else the one ``directory`` (see :func:`anchor_dir`) would hold."""
+    named = anchor or (result.anchor if isinstance(result.anchor, str) else None)
+    path = named
+    if path is None:
+        base = anchor_dir(directory)
+        path = anchor_path(base, ledger_path) if base else None
+    if path is None:
+        return AnchorResult("unanchored", "unanchored (anchoring off): a cut tail would not be detected")
+    try:
+        data = read_anchor(path)
+    except ValueError as ex:
+        return AnchorResult("unreadable", str(ex), path)
+    if data is None:
+        if named:
+            return AnchorResult("missing", f"anchor {path} named by the ledger is missing (removed, or the ledger "
+                                           "was moved: give its anchor with --anchor)", path)
+        return AnchorResult("unanchored", f"unanchored (no anchor at {path}): a cut tail would not be detected",
+                            path)
+    seq, head = data["seq"], data["hash"]
+    records = result.records
+    if records <= seq:
+        return AnchorResult("truncated", f"truncated: the anchor {path} holds record seq {seq} but the ledger ends "
+                                         f"at seq {records - 1} ({seq + 1 - records} record(s) missing from its "
+                                         "tail)", path)
+    if result.hashes[seq] != head:
+        return AnchorResult("diverged", f"record seq {seq} differs from the anchor {path} (the ledger was rewritten "
+                                        "from that record or before)", path)
+    if records == seq + 1:
+        return AnchorResult("anchored", f"anchored at seq {seq}", path)
+    if records == seq + 2:
+        return AnchorResult("behind", f"anchored at seq {seq}, one record after it (a run stopped between writing "
+                                      "the ledger and its anchor)", path)
+    return AnchorResult("extended", f"{records - seq - 1} records after the anchored head seq {seq} of {path} (not "
+                                    "written by the run that kept the anchor)", path)
 
 
 # --- secrets -----------------------------------------------------------------------------------------------------

@@ -23,7 +23,13 @@ options:
   checks:
     description:
       - List of checks - C(name), C(per_host) (default true), and either C(steps) or one step's keys - C(url),
-        C(method), C(body), C(status), C(body_contains), C(json) (expected subset).
+        C(method), C(headers), C(body), C(status), C(body_contains), C(json) (expected subset).
+      - C(headers) is a dict of HTTP headers sent with the request (a check's C(headers) go with each of its
+        C(steps), a step's own override them), so that a token need not live in the URL - for example an
+        C(Authorization) header of C(Bearer {{ vault_smoke_token }}). Placeholders are replaced in header values too. Header
+        values are never echoed in the result or its messages (also when the service echoes them back, and when
+        one is invalid); the ledger callback scrubs vault-encrypted values and values of secret-named variables
+        from everything it records.
       - An explicit retry policy per check, C(retries) (default 0, strict) and C(delay) (seconds, default 1), for a
         dependency that may fail transiently. Retries re-run every step, so give them to idempotent checks. A check
         that passes only on retry passes, and the gate's message and C(retried) say so (the ledger records it).
@@ -74,6 +80,10 @@ EXAMPLES = r"""
       - name: health through the load balancer
         per_host: false
         url: "{lb}/health"
+      - name: admin status on every host, with a token in a header (not in the URL)
+        url: "{url}/admin/status"
+        headers:
+          Authorization: "Bearer {{ vault_smoke_token }}"
   run_once: true
 """
 

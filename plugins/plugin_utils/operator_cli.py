@@ -187,9 +187,12 @@ def cmd_lock_break(args, root):
     # The record comes first: a lock broken without a trace is what the ledger exists to prevent.
     directory = os.environ.get("LOCKSTEP_LEDGER_DIR") or os.path.join(".lockstep", "ledger")
     name = "%s-lock-break-%d%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime()), os.getpid(), ledger.LEDGER_SUFFIX)
-    writer = ledger.LedgerWriter(os.path.join(directory, name))
+    ledger_path = os.path.join(directory, name)
+    anchors = ledger.anchor_dir()
+    writer = ledger.LedgerWriter(ledger_path, anchor=ledger.anchor_path(anchors, ledger_path) if anchors else None)
     try:
         writer.append({"event": "lock_broken", "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+                       **({"anchor": writer.anchor} if writer.anchor else {}),
                        "path": os.path.abspath(path), "lock": lock, "holder_dead": dead, "user": getpass.getuser(),
                        "controller": socket.gethostname(), "pid": os.getpid(), "reason": args.reason or None})
     finally:

@@ -33,6 +33,8 @@ def env_for(ledger_dir, **extra):
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_LOCAL_TEMP": os.path.join(str(ledger_dir), "..", "ansible-tmp"),
         "LOCKSTEP_LEDGER_DIR": str(ledger_dir),
+        # the anchors of the test's ledgers stay in the test's directory, outside the ledger directory
+        "LOCKSTEP_LEDGER_ANCHOR_DIR": os.path.join(str(ledger_dir), "..", "anchors"),
     })
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -112,12 +112,14 @@ class Service:
     """A stdlib HTTP server on 127.0.0.1 (port chosen by the kernel) answering from a routes table.
 
     ``routes`` maps a path to ``(status, body)`` or to a function ``(method, path, body) -> (status, body)``; a
-    dict or list body is sent as JSON. Every request is recorded in ``requests`` as ``(method, path, body)``.
+    dict or list body is sent as JSON. Every request is recorded in ``requests`` as ``(method, path, body)``, its
+    headers in ``headers``.
     """
 
     def __init__(self, routes):
         self.routes = routes
         self.requests = []
+        self.headers = []  # the headers of each request, in order
         service = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -129,6 +131,7 @@ class Service:
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
                 service.requests.append((self.command, self.path, body))
+                service.headers.append(dict(self.headers))
                 route = service.routes.get(self.path)
                 if route is None:
                     status, payload = 404, {"error": "no route %s" % self.path}

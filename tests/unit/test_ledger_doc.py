@@ -7,7 +7,8 @@ import os
 import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OPTIONS = {"directory", "secret_patterns", "junit_file", "summary", "progress", "version_var", "rollback_phase"}
+OPTIONS = {"directory", "anchor_dir", "secret_patterns", "junit_file", "summary", "progress", "version_var",
+           "rollback_phase"}
 
 
 def ansible_doc(*args):

@@ -119,3 +119,30 @@ def test_retries_are_explicit_and_a_pass_on_retry_is_said(run_play, http_service
             "'passed only on retry' in out.msg",
         ]),
     )
+
+
+def test_headers_are_sent_and_never_echoed(run_play, http_service):
+    token = "tok" + "en-" + "4f1e9c0d7b"  # built, so that it appears in no source line of a traceback
+    echo = lambda method, path, body: (200, {"version": "9.9.9", "seen": token})  # noqa: E731 - an echo service
+    svc = http_service({"/h1/admin": echo})
+    check = {"name": "admin", "url": "{url}/admin", "json": {"seen": "x"},  # its message would quote the echo
+             "headers": {"Authorization": "Bearer " + token, "X-Host": "{host}"}}
+    args = {"hosts": {"h1": svc.url + "/h1"}, "version": "2.1.0"}
+    output = run_play(
+        ({"lockstep.release.smoke": dict(args, checks=[check])}, [
+            "out is failed",
+            "'admin' in out.msg and 'seen is ' in out.msg",
+        ]),
+        # a step's headers override its check's; an invalid header value is refused without quoting it
+        ({"lockstep.release.smoke": dict(args, checks=[{
+            "name": "steps", "headers": {"Authorization": "Bearer " + token},
+            "steps": [{"url": "{url}/admin", "json": {"version": "9.9.9"}},
+                      {"url": "{url}/admin", "headers": {"X-Bad": "bad\n" + token}}]}])}, [
+            "out is failed",
+            "'steps' in out.msg",
+        ]),
+    )
+    assert svc.headers[0]["Authorization"] == "Bearer " + token and svc.headers[0]["X-Host"] == "h1"
+    assert svc.headers[1]["Authorization"] == "Bearer " + token
+    assert len(svc.headers) == 2  # the invalid header never left the controller
+    assert token not in output, output

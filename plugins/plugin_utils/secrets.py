@@ -1,0 +1,172 @@
+# Copyright: lockstep contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The secret values of a run, from wherever they are defined, for the ledger callback to scrub.
+
+A value is secret when it is vault-encrypted (an inline ``!vault`` value, or any value of a file encrypted whole
+with ansible-vault: inventory host_vars/group_vars, vars files, play vars, extra vars), or when it sits under a
+variable (or dict key) whose name matches the secret patterns, whatever its source. Both representations are known:
+ansible-core 2.16-2.18 load an inline vault value as ``AnsibleVaultEncryptedUnicode`` (``.data`` is the plaintext,
+``.ansible_pos`` the file) and 2.19 as ``EncryptedString`` (``str()`` decrypts), with the ``VaultedValue`` tag on a
+decrypted copy and the ``Origin`` tag naming the file.
+
+Only strings of at least ``MIN_LENGTH`` characters are collected (shorter ones would redact ordinary text).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.lockstep.release.plugins.module_utils.ledger import is_secret_name
+
+try:  # ansible-core 2.19 data tagging (internal API; absent before 2.19)
+    from ansible._internal._datatag._tags import Origin, VaultedValue
+except ImportError:  # pragma: no cover - ansible-core < 2.19
+    Origin = VaultedValue = None
+
+MIN_LENGTH = 4
+VAULT_HEADER = b"$ANSIBLE_VAULT"
+# Variables Ansible computes for every host (the fleet's names, the play's batches, gathered facts): never secrets,
+# and walking them for every host would cost O(hosts^2).
+MAGIC = frozenset((
+    "groups", "group_names", "hostvars", "ansible_play_hosts", "ansible_play_hosts_all", "ansible_play_batch",
+    "play_hosts", "ansible_facts", "omit", "inventory_hostname", "inventory_hostname_short", "ansible_play_name",
+    "ansible_play_role_names", "ansible_role_names", "ansible_dependent_role_names", "role_names", "playbook_dir",
+    "inventory_dir", "inventory_file", "ansible_config_file", "ansible_version", "ansible_playbook_python",
+    "ansible_check_mode", "ansible_diff_mode", "ansible_forks", "ansible_inventory_sources", "ansible_run_tags",
+    "ansible_skip_tags", "ansible_verbosity", "ansible_collection_name", "ansible_search_path", "environment",
+))
+
+
+def _encrypted_plaintext(value):
+    """The plaintext of an inline vault value, ``""`` when it cannot be decrypted here, None when not vaulted."""
+    kind = type(value).__name__
+    if kind == "EncryptedString":  # 2.19
+        try:
+            return str(value)
+        except Exception:
+            return ""
+    if kind == "AnsibleVaultEncryptedUnicode":  # 2.16 - 2.18
+        try:
+            return str(value.data)
+        except Exception:
+            return ""
+    return None
+
+
+class Collector:
+    """Collects secret values into ``secrets`` (a set of strings). One instance per run: it remembers which files
+    are vault-encrypted, and which value objects it has walked (inventory values are shared between the hosts'
+    variables, so each is walked once)."""
+
+    def __init__(self, patterns, secrets=None):
+        self.patterns = list(patterns)
+        self.secrets = set() if secrets is None else secrets
+        self._vault_files = {}
+        self._seen = set()
+        self._keep = []  # the walked objects stay alive, so their ids are not reused within this run
+
+    def _add(self, text):
+        if isinstance(text, str) and len(text) >= MIN_LENGTH:
+            self.secrets.add(str(text))  # a plain copy, without tags
+
+    def _file_is_vaulted(self, path):
+        if not path:
+            return False
+        known = self._vault_files.get(path)
+        if known is None:
+            try:
+                with open(path, "rb") as f:
+                    known = f.read(len(VAULT_HEADER)) == VAULT_HEADER
+            except OSError:
+                known = False
+            self._vault_files[path] = known
+        return known
+
+    def _from_vaulted_file(self, value):
+        if Origin is not None:
+            origin = Origin.get_tag(value)
+            return origin is not None and self._file_is_vaulted(origin.path)
+        pos = getattr(value, "ansible_pos", None)
+        return bool(pos) and self._file_is_vaulted(pos[0])
+
+    def _vaulted(self, value):
+        if VaultedValue is not None and VaultedValue.is_tagged_on(value):
+            return True
+        return self._from_vaulted_file(value)
+
+    def everything(self, value, render=None):
+        """Every string under ``value`` is secret (it sits under a secret name); templates are rendered with
+        ``render`` when given."""
+        plaintext = _encrypted_plaintext(value)
+        if plaintext is not None:
+            self._add(plaintext)
+        elif isinstance(value, str):
+            self._add(value)
+            if render is not None and "{{" in value:
+                try:
+                    rendered = render(value)
+                except Exception:
+                    rendered = None
+                if rendered is not None and rendered is not value:
+                    self.everything(rendered)
+        elif isinstance(value, dict):
+            for v in value.values():
+                self.everything(v, render)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for v in value:
+                self.everything(v, render)
+
+    def walk(self, value, render=None):
+        """Collect the vault-encrypted values anywhere under ``value``, and everything under a secret name."""
+        plaintext = _encrypted_plaintext(value)
+        if plaintext is not None:
+            self._add(plaintext)
+            return
+        if isinstance(value, str):
+            if self._vaulted(value):
+                self._add(value)
+            return
+        if not isinstance(value, (dict, list, tuple)):
+            return
+        key = id(value)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self._keep.append(value)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(k, str) and is_secret_name(k, self.patterns):
+                    self.everything(v, render)
+                else:
+                    self.walk(v, render)
+        else:
+            for v in value:
+                self.walk(v, render)
+
+    def variables(self, variables, render=None):
+        """A host's (or the run's extra) variables: every one but Ansible's own magic variables."""
+        for name, value in (variables or {}).items():
+            if name in MAGIC:
+                continue
+            if isinstance(name, str) and is_secret_name(name, self.patterns):
+                self.everything(value, render)
+            else:
+                self.walk(value, render)
+
+
+def play_secrets(collector, variable_manager, loader, play, hosts):
+    """Collect the secrets of every host of a play: its inventory variables (host_vars, group_vars), the play's
+    vars and vars files and the extra vars, as the variable manager combines them (no task: role vars are not
+    included). Templates under secret names are rendered with the host's variables."""
+    try:
+        from ansible.template import Templar
+    except ImportError:  # pragma: no cover
+        Templar = None
+    for host in hosts:
+        try:
+            variables = variable_manager.get_vars(play=play, host=host, include_hostvars=False)
+        except Exception:
+            continue
+        render = None
+        if Templar is not None:
+            def render(text, _variables=variables):
+                return Templar(loader=loader, variables=_variables).template(text)
+        collector.variables(variables, render)
