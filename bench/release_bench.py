@@ -11,7 +11,16 @@ Several runs give min and median. Prints figures, ratios and growth with N; asse
 live here, never in timed tests). Holds /tmp/lockstep-fleet.lock for as long as a fleet exists.
 
 Usage: .venv/bin/python bench/release_bench.py [--hosts 8 32 100] [--runs 3] [--runs-large 1] [-e JSON]
+           [--profile default mitogen forks64 ...] [--waves]
 (``--runs-large`` applies to 100 hosts and more: such a run holds the only fleet of the machine for minutes.)
+
+Profiles (``--profile``, or ``LOCKSTEP_BENCH_PROFILES="default mitogen"``), each run for both playbooks and printed
+side by side with its ratio to the default: ``default`` (ansible.cfg as it is), ``forksN`` (ANSIBLE_FORKS=N) and
+``mitogen`` (the optional faster profile: mitogen's ``mitogen_linear`` strategy, installed on demand with pip into
+its own directory outside the repository, ``$LOCKSTEP_MITOGEN_DIR`` or ~/.cache/lockstep/mitogen-VERSION, and put on
+the ansible-playbook process's PYTHONPATH only; never a requirement of ``make test`` or ``make demo``).
+``--waves`` adds lockstep with waves [1, 10%, 50%, 100%] (the issue's clean-release target: under 45 s at 100 hosts);
+the naive playbook keeps its own waves (bench/naive.yml is the fixed baseline).
 """
 
 from __future__ import annotations
@@ -30,6 +39,30 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 TICK = os.sysconf("SC_CLK_TCK")
 LARGE = 100
+MITOGEN_VERSION = "0.3.54"  # the release measured with ansible-core 2.19.14 (docs/performance.md)
+WAVES_TARGET = 45.0
+
+
+def mitogen_env():
+    """The optional mitogen profile's environment, installing mitogen into its own directory on first use."""
+    target = os.environ.get("LOCKSTEP_MITOGEN_DIR") or os.path.expanduser(
+        "~/.cache/lockstep/mitogen-%s" % MITOGEN_VERSION)
+    if not os.path.isdir(os.path.join(target, "ansible_mitogen")):
+        subprocess.run([os.path.join(VENV_BIN, "pip"), "install", "--quiet", "--target", target,
+                        "mitogen==%s" % MITOGEN_VERSION], check=True)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (target, os.environ.get("PYTHONPATH")) if p),
+            "ANSIBLE_STRATEGY_PLUGINS": os.path.join(target, "ansible_mitogen", "plugins", "strategy"),
+            "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
+def profile_env(name):
+    if name == "default":
+        return {}
+    if name == "mitogen":
+        return mitogen_env()
+    if name.startswith("forks") and name[5:].isdigit():
+        return {"ANSIBLE_FORKS": name[5:]}
+    sys.exit("unknown profile %r (default, mitogen, forksN)" % name)
 
 
 def children_cpu():
@@ -82,8 +115,12 @@ def main():
     ap.add_argument("-e", dest="extra", default="{}", help="extra vars (JSON) for lockstep's run")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for both playbooks (ANSIBLE_FORKS=...)")
     ap.add_argument("--only", choices=["lockstep", "naive"], help="run one side only (option measurements)")
+    ap.add_argument("--profile", nargs="+", default=os.environ.get("LOCKSTEP_BENCH_PROFILES", "default").split(),
+                    help="default, mitogen, forksN: each run for both playbooks, side by side")
+    ap.add_argument("--waves", action="store_true", help="also lockstep with waves [1, 10%%, 50%%, 100%%]")
     args = ap.parse_args()
     extra_env = dict(e.split("=", 1) for e in args.env)
+    profiles = {name: dict(extra_env, **profile_env(name)) for name in args.profile}
     sys.path.insert(0, REPO)
     from lockstep_fleet import Fleet, fleet_lock
 
@@ -91,48 +128,74 @@ def main():
               dict({"lockstep_watch_seconds": 0}, **json.loads(args.extra))),
              ("naive", os.path.join(REPO, "bench", "naive.yml"), {})]
     sides = [s for s in sides if args.only in (None, s[0])]
+    if args.waves:
+        sides.append(("waves", sides[0][1] if sides and sides[0][0] == "lockstep" else
+                      os.path.join(REPO, "playbooks", "release.yml"),
+                      dict({"lockstep_watch_seconds": 0, "lockstep_waves": ["10%", "50%", "100%"]},
+                           **json.loads(args.extra))))
     results = {}
     with fleet_lock():
         fleet = Fleet(REPO)
         try:
             for n in args.hosts:
                 for run in range(args.runs_large if n >= LARGE else args.runs):
-                    for name, playbook, extra in sides:
-                        fleet.up(hosts=n, version="1.0.0")
-                        with tempfile.TemporaryDirectory() as cp:
-                            r = run_playbook(fleet, playbook, dict(extra, lockstep_version="2.1.0"), cp, extra_env)
-                        results.setdefault((n, name), []).append(r)
-                        print("hosts=%d run=%d %-8s wall %.1fs controller CPU %.1fs hosts CPU %.1fs machine %.1fs"
-                              % (n, run + 1, name, r["wall"], r["ctl"], r["hosts"], r["machine"]), flush=True)
+                    for prof, env in profiles.items():
+                        for name, playbook, extra in sides:
+                            fleet.up(hosts=n, version="1.0.0")
+                            with tempfile.TemporaryDirectory() as cp:
+                                r = run_playbook(fleet, playbook, dict(extra, lockstep_version="2.1.0"), cp, env)
+                            results.setdefault((n, prof, name), []).append(r)
+                            print("hosts=%d run=%d %-8s %-8s wall %.1fs controller CPU %.1fs hosts CPU %.1fs "
+                                  "machine %.1fs" % (n, run + 1, prof, name, r["wall"], r["ctl"], r["hosts"],
+                                                     r["machine"]), flush=True)
         finally:
             fleet.down()
 
-    print("\nmin / median over runs; CPU in seconds (2 cores: the machine has 2 CPU-seconds per wall second)\n")
-    print("| hosts | playbook | runs | wall s | controller CPU s | per host | hosts' CPU s | per host "
-          "| machine CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for (n, name), rs in results.items():
-        col = {k: [r[k] for r in rs] for k in rs[0]}
-        print("| %d | %s | %d | %s | %s | %.2f | %s | %.2f | %s |" % (
-            n, name, len(rs), fmt(col["wall"]), fmt(col["ctl"]), statistics.median(col["ctl"]) / n,
-            fmt(col["hosts"]), statistics.median(col["hosts"]) / n, fmt(col["machine"])))
-    if not args.only:
-        print("\n| hosts | wall ratio lockstep/naive (median) | controller CPU ratio | hosts' CPU ratio |")
-        print("|---|---|---|---|")
-        for n in args.hosts:
-            lk, nv = results[(n, "lockstep")], results[(n, "naive")]
+    def med(n, prof, name, key):
+        return statistics.median([r[key] for r in results[(n, prof, name)]])
 
-            def ratio(key, lk=lk, nv=nv):
-                return statistics.median([r[key] for r in lk]) / statistics.median([r[key] for r in nv])
-            print("| %d | %.2f | %.2f | %.2f |" % (n, ratio("wall"), ratio("ctl"), ratio("hosts")))
+    print("\nmin / median over runs; CPU in seconds (2 cores: the machine has 2 CPU-seconds per wall second)\n")
+    print("| hosts | profile | playbook | runs | wall s | controller CPU s | per host | hosts' CPU s | per host "
+          "| machine CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (n, prof, name), rs in results.items():
+        col = {k: [r[k] for r in rs] for k in rs[0]}
+        print("| %d | %s | %s | %d | %s | %s | %.2f | %s | %.2f | %s |" % (
+            n, prof, name, len(rs), fmt(col["wall"]), fmt(col["ctl"]), statistics.median(col["ctl"]) / n,
+            fmt(col["hosts"]), statistics.median(col["hosts"]) / n, fmt(col["machine"])))
+    names = [s[0] for s in sides]
+    if "lockstep" in names and "naive" in names:
+        print("\n| hosts | profile | wall ratio lockstep/naive (median) | controller CPU ratio | hosts' CPU ratio "
+              "| target wall ratio |")
+        print("|---|---|---|---|---|---|")
+        for n in args.hosts:
+            for prof in profiles:
+                print("| %d | %s | %.2f | %.2f | %.2f | <= %s |" % (n, prof, *(
+                    med(n, prof, "lockstep", k) / med(n, prof, "naive", k) for k in ("wall", "ctl", "hosts")),
+                    "0.4" if prof == "mitogen" else "0.6"))
+    if "default" in profiles and len(profiles) > 1:
+        print("\n| hosts | profile | playbook | wall vs default | controller CPU vs default |")
+        print("|---|---|---|---|---|")
+        for n in args.hosts:
+            for prof in profiles:
+                if prof != "default":
+                    for name in names:
+                        print("| %d | %s | %s | %.2f | %.2f |" % (n, prof, name, *(
+                            med(n, prof, name, k) / med(n, "default", name, k) for k in ("wall", "ctl"))))
+    if "waves" in names:
+        for n in args.hosts:
+            for prof in profiles:
+                w = med(n, prof, "waves", "wall")
+                print("\nwaves [1, 10%%, 50%%, 100%%], %d hosts, %s: %.1f s (target < %.0f s at 100 hosts: %s)" % (
+                    n, prof, w, WAVES_TARGET, ("met" if w < WAVES_TARGET else "not met") if n >= LARGE else "-"))
     sizes = sorted(args.hosts)
     if len(sizes) > 1:
         print("\ngrowth with N (median, per host; flat = linear):")
-        for name, _, _ in sides:
-            for key in ("wall", "ctl", "hosts"):
-                per = ["%d: %.3f" % (n, statistics.median([r[key] for r in results[(n, name)]]) / n) for n in sizes]
-                print("  %-8s %-5s per host  %s" % (name, key, "  ".join(per)))
-
+        for prof in profiles:
+            for name in names:
+                for key in ("wall", "ctl", "hosts"):
+                    per = ["%d: %.3f" % (n, med(n, prof, name, key) / n) for n in sizes]
+                    print("  %-8s %-8s %-5s per host  %s" % (prof, name, key, "  ".join(per)))
 
 if __name__ == "__main__":
     main()
