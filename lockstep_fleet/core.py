@@ -343,6 +343,8 @@ class Fleet:
                 os.unlink(link)
             os.symlink(os.path.join("releases", version), link)
             os.replace(link, os.path.join(base, "current"))
+
+        def start(name):
             with open(os.path.join(self.host_dir(name), "ctl.log"), "ab") as log:
                 res = subprocess.run(self.exec_argv(name, ["/srv/order-router/current/bin/ctl", "start"]),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd="/",
@@ -350,8 +352,12 @@ class Fleet:
             if res.returncode != 0:
                 raise FleetError(f"{name}: bin/ctl start exited {res.returncode} (see {self.host_dir(name)}/ctl.log)")
 
+        # Every host staged before any starts: a process forked by one thread while another still has a file of
+        # the release open for writing holds that file open until it execs, and an exec of that file in between
+        # fails with "Text file busy" (bin/ctl start exited 126, seen under load).
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(stage, names))
+            list(pool.map(start, names))
         self.wait_healthy(names)
 
     def wait_healthy(self, names=None, timeout=20):

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SKIP = {".venv", ".venv-oldest", ".git", ".fleet", "artifacts", ".lockstep", ".ansible", "__pycache__", ".cache"}
+SKIP = {".venv", ".venvs", ".git", ".fleet", "artifacts", ".lockstep", ".ansible", "__pycache__", ".cache"}
 OFF = re.compile(r"StrictHostKeyChecking\s*=?\s*no\b|host_key_checking\s*=\s*(false|no)\b", re.I)
 
 
