@@ -7,6 +7,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.audit import format_audit, judge, message, probe_fleet
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 
 class ActionModule(ActionBase):
@@ -33,6 +34,7 @@ class ActionModule(ActionBase):
         halt=dict(type="bool", default=True),
     )
 
+    @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)

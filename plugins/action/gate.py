@@ -9,6 +9,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import parse_version
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 
 def _probe(url):
@@ -38,6 +39,7 @@ class ActionModule(ActionBase):
         wave=dict(type="dict"),
     )
 
+    @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=self.ARGS)

@@ -23,6 +23,7 @@ from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import valid_version
 from ansible_collections.lockstep.release.plugins.plugin_utils.flags import disagreement
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, batches, serial_list
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "preflight", "meta", "argument_specs.yml")
@@ -106,6 +107,7 @@ class ActionModule(ActionBase):
             return "task file %s" % a["lb_tasks"], None
         return "none (nothing is drained or put back; which hosts serve traffic has no second source)", None
 
+    @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)

@@ -15,6 +15,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.flags import conflicts, declared
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 
 def flag_sources(target, states, manifest_dir=None, manifest_name=None):
@@ -82,6 +83,7 @@ class ActionModule(ActionBase):
         flag_reuse_reason=dict(type="str"),
     )
 
+    @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)

@@ -10,6 +10,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, hide, request
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 
 def substitute(value, names):
@@ -62,6 +63,7 @@ class ActionModule(ActionBase):
         gate=dict(type="str", default="smoke"),
     )
 
+    @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)

@@ -15,6 +15,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -68,6 +69,7 @@ class ActionModule(ActionBase):
         gate=dict(type="str", default="watch"),
     )
 
+    @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)

@@ -9,6 +9,8 @@ import re
 from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import action_secrets, scrub_text
+
 # ssh's own words when it never got a session: the module cannot have run. Anything else (a session that closed,
 # a broken pipe, a timeout) may have come after the module started changing the host.
 NEVER_CONNECTED = re.compile(r"connect to host \S+ port \d+: |Could not resolve hostname|Host key verification failed")
@@ -25,12 +27,14 @@ class GuardedAction(ActionBase):
 
     def run_guarded(self, module_args, task_vars, module_name=None):
         try:
-            return self._execute_module(module_name=module_name or self._task.action, module_args=module_args,
-                                        task_vars=task_vars)
+            result = self._execute_module(module_name=module_name or self._task.action, module_args=module_args,
+                                          task_vars=task_vars)
         except AnsibleConnectionFailure as e:
             msg = str(e.message or e)
-            return dict(failed=True, changed=False, lockstep_unreachable=True, lockstep_check="reachability",
-                        lockstep_never_connected=bool(NEVER_CONNECTED.search(msg)), msg="host unreachable: %s" % msg)
+            result = dict(failed=True, changed=False, lockstep_unreachable=True, lockstep_check="reachability",
+                          lockstep_never_connected=bool(NEVER_CONNECTED.search(msg)), msg="host unreachable: %s" % msg)
+        # A restart command or a version URL that carries a token never comes back in a message.
+        return scrub_text(result, action_secrets(task_vars))
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)

@@ -14,7 +14,14 @@ Only strings of at least ``MIN_LENGTH`` characters are collected (shorter ones w
 
 from __future__ import annotations
 
-from ansible_collections.lockstep.release.plugins.module_utils.ledger import is_secret_name
+import functools
+import os
+
+from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
+    DEFAULT_SECRET_PATTERNS,
+    is_secret_name,
+    scrub,
+)
 
 try:  # ansible-core 2.19 data tagging (internal API; absent before 2.19)
     from ansible._internal._datatag._tags import Origin, VaultedValue
@@ -170,3 +177,47 @@ def play_secrets(collector, variable_manager, loader, play, hosts):
             def render(text, _variables=variables):
                 return Templar(loader=loader, variables=_variables).template(text)
         collector.variables(variables, render)
+
+
+# Keys of lockstep's action results that hold the data a release acts on (versions, host names, the load
+# balancer's view, the plan): never rewritten. Everything else (messages, URLs, commands and their output, per-check
+# results) is scrubbed at the source.
+DATA_KEYS = frozenset((
+    "befores", "found", "inherited", "excluded", "before_version", "before_flags", "partial", "lockstep_plan",
+    "lockstep_state", "servers", "serving", "lockstep_record", "lock", "switched", "probes", "manifest", "passed",
+    "gate", "host", "run_id",
+))
+
+
+def action_secrets(task_vars):
+    """The secret values among a task's variables (the ledger's patterns: LOCKSTEP_LEDGER_SECRET_PATTERNS, else its
+    defaults)."""
+    raw = os.environ.get("LOCKSTEP_LEDGER_SECRET_PATTERNS", "")
+    patterns = [p.strip() for p in raw.split(",") if p.strip()] or list(DEFAULT_SECRET_PATTERNS)
+    collector = Collector(patterns)
+    collector.variables(task_vars or {})
+    return collector.secrets
+
+
+def scrub_text(result, secrets):
+    """``result`` with every secret replaced in every string, at any depth, except under DATA_KEYS."""
+    if not secrets:
+        return result
+    if isinstance(result, dict):
+        return {k: v if k in DATA_KEYS else scrub_text(v, secrets) for k, v in result.items()}
+    if isinstance(result, (list, tuple)):
+        return [scrub_text(v, secrets) for v in result]
+    return scrub(result, secrets) if isinstance(result, str) else result
+
+
+def scrubbed(run):
+    """Decorates an action plugin's ``run``: its result leaves with no secret of the run in a message, URL or
+    command, so neither Ansible's own output (a failed task prints its result) nor a ``fail`` task quoting the
+    message can show one. The ledger callback scrubs what it records on its own."""
+
+    @functools.wraps(run)
+    def wrapper(self, tmp=None, task_vars=None):
+        result = run(self, tmp, task_vars)
+        return scrub_text(result, action_secrets(task_vars))
+
+    return wrapper

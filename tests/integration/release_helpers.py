@@ -52,6 +52,8 @@ def env(tmp_path, **extra):
         # A fresh ControlPersist directory per test: a master left by an earlier test never reaches a new fleet.
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp"),
         "LOCKSTEP_LEDGER_DIR": str(tmp_path / "ledger"),
+        # The ledger's anchors (its head, kept outside its directory) stay with the test, not in the home directory.
+        "LOCKSTEP_LEDGER_ANCHOR_DIR": str(tmp_path / "anchors"),
     })
     e.update({k: str(v) for k, v in extra.items()})
     return e

@@ -77,6 +77,14 @@ def test_no_load_balancer(fleet, tmp_path):
     # HAProxy exists on this fleet but was never lockstep's: every server as it was, serving.
     assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)
 
+    # The kill switch without a load balancer stops every host, and the way back starts them on the same release.
+    halt = release(tmp_path, None, extra=extra, inventory=inventory, playbook="halt.yml")
+    assert halt.rc == 0 and "every host stopped" in halt.out, halt
+    assert not [v for v in served(fleet).values() if not v.startswith("unreachable")], served(fleet)
+    resume = release(tmp_path, None, extra=extra, inventory=inventory, playbook="resume.yml")
+    assert resume.rc == 0, resume
+    versions_everywhere(fleet, "2.0.0")
+
 
 LOGGED = """---
 - name: What lockstep asked
@@ -128,10 +136,24 @@ def test_task_file_load_balancer(fleet, tmp_path):
                 serving = step["after"][name]["serving"]
                 assert serving == (step["op"] == "ready"), step
 
+    # --check changes nothing and still asks the task file (its query runs in check mode).
+    assert release(tmp_path, "1.0.0", extra=extra, check=True).rc == 0
+    assert steps()[0]["op"] == "query"
+
     first = release(tmp_path, "1.0.0", extra=extra)
     assert first.rc == 0 and first.status == "succeeded", first
     versions_everywhere(fleet, "1.0.0")
     assert_confirmed(steps())
+
+    # The load balancer fails mid-release: the second wave's drain does not happen. lockstep sees it in the answer,
+    # switches nothing more, and brings the canary back.
+    faulty = release(tmp_path, "4.0.0", extra=dict(extra, lb_fault=True))
+    assert faulty.rc != 0 and faulty.status == "rolled_back", faulty
+    finished = next(r for r in reversed(faulty.records) if r.get("event") == "release_finished")
+    assert "not drained" in json.dumps(finished["halted_by"]), finished["halted_by"]
+    versions_everywhere(fleet, "1.0.0")
+    assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)
+    steps()
 
     clean = release(tmp_path, "2.0.0", extra=extra)
     assert clean.rc == 0 and clean.status == "succeeded", clean
@@ -153,12 +175,3 @@ def test_task_file_load_balancer(fleet, tmp_path):
     assert [s["servers"] for s in logged if s["op"] == "drain"][0] == [fleet.hosts[0]], logged
     assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)
     assert {get("http://127.0.0.1:8000/version") for _ in range(6)} == {"2.0.0"}
-
-    # The load balancer fails mid-release: the second wave's drain does not happen. lockstep sees it in the answer,
-    # switches nothing more, and brings the canary back.
-    faulty = release(tmp_path, "4.0.0", extra=dict(extra, lb_fault=True))
-    assert faulty.rc != 0 and faulty.status == "rolled_back", faulty
-    finished = next(r for r in reversed(faulty.records) if r.get("event") == "release_finished")
-    assert "not drained" in json.dumps(finished["halted_by"]), finished["halted_by"]
-    versions_everywhere(fleet, "2.0.0")
-    assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)

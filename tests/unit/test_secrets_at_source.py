@@ -1,0 +1,40 @@
+"""lockstep's actions scrub their own results before Ansible prints them: secrets leave no message, URL or command,
+and the data the release acts on (versions, host maps) is never rewritten."""
+
+from __future__ import annotations
+
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import action_secrets, scrub_text, scrubbed
+
+TOKEN = "tok-" + "4f1d9a"
+TASK_VARS = {"deploy_api_token": TOKEN, "lockstep_version": "2.1.0", "groups": {"app": ["h1"]}}
+
+
+def test_messages_urls_and_commands_are_scrubbed_and_data_is_not():
+    result = {
+        "msg": "GET http://h1/version?t=%s: HTTP 404" % TOKEN,
+        "lockstep_gate": {"passed": False, "halted": [{"host": "h1", "message": "t=%s" % TOKEN}],
+                          "hosts": {"h1": {"health": "GET http://h1/?t=%s: 404" % TOKEN}}},
+        "befores": {"h1": TOKEN},
+        "results": [{"cmd": "restart --token %s" % TOKEN, "rc": 3, "stderr": TOKEN}],
+    }
+    out = scrub_text(result, action_secrets(TASK_VARS))
+    assert TOKEN not in out["msg"] and "********" in out["msg"]
+    assert TOKEN not in str(out["lockstep_gate"]["halted"]) and TOKEN not in str(out["lockstep_gate"]["hosts"])
+    assert TOKEN not in str(out["results"])
+    # Data the release acts on stays as it was.
+    assert out["befores"] == {"h1": TOKEN}
+    assert out["lockstep_gate"]["passed"] is False
+
+
+def test_every_action_result_goes_through_it():
+    class Action:
+        @scrubbed
+        def run(self, tmp=None, task_vars=None):
+            return {"failed": True, "msg": "restart --token %s failed" % TOKEN}
+
+    assert Action().run(task_vars=TASK_VARS) == {"failed": True, "msg": "restart --token ******** failed"}
+
+
+def test_nothing_secret_nothing_changed():
+    result = {"msg": "all good", "servers": {"h1": {"serving": True}}}
+    assert scrub_text(result, action_secrets({"lockstep_version": "2.1.0"})) == result
