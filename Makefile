@@ -47,7 +47,7 @@ integration: setup
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
 
 test: setup lint
-	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=15 tests $(PYTEST_ARGS)
 	$(MAKE) mutate-ci
 
 # Each safeguard removed once, its test must then fail (tests/mutate_safeguards.py). mutate-ci pins the fast test
