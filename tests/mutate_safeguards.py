@@ -434,8 +434,8 @@ MUTATIONS = [
     (
         'secrets: secret names from any source',
         'plugins/plugin_utils/secrets.py',
-        '            if isinstance(name, str) and is_secret_name(name, self.patterns):',
-        '            if False:',
+        '    is_secret_name,\n    scrub,\n)\n',
+        '    scrub,\n)\n\nis_secret_name = lambda name, patterns: False  # noqa: E731\n',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (

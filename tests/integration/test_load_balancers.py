@@ -108,6 +108,7 @@ LOGGED = """---
     __step: {{op: "{{{{ lockstep_lb_operation }}}}", servers: "{{{{ lockstep_lb_servers }}}}",
              after: "{{{{ lockstep_lb_backends }}}}"}}
   delegate_to: localhost
+  check_mode: false
 """
 FAULT = ("{{ lb_fault | default(false) | bool and __asked == 'drain' and '%s' in lockstep_lb_servers }}")
 

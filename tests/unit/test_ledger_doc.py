@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPTIONS = {"directory", "anchor_dir", "secret_patterns", "junit_file", "summary", "progress", "version_var",
@@ -14,7 +15,7 @@ OPTIONS = {"directory", "anchor_dir", "secret_patterns", "junit_file", "summary"
 def ansible_doc(*args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_COLLECTIONS_PATH"] = os.path.join(REPO, "collections")
-    return subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-doc"), "-t", "callback", *args,
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "-t", "callback", *args,
                            "lockstep.release.ledger"], capture_output=True, text=True, env=env, timeout=120)
 
 
