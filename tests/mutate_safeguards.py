@@ -433,9 +433,9 @@ MUTATIONS = [
     ),
     (
         'secrets: secret names from any source',
-        'plugins/plugin_utils/secrets.py',
-        '    is_secret_name,\n    scrub,\n)\n',
-        '    scrub,\n)\n\nis_secret_name = lambda name, patterns: False  # noqa: E731\n',
+        'plugins/module_utils/ledger.py',
+        '    return any(fnmatch.fnmatchcase(lname, str(p).lower()) for p in patterns)',
+        '    return False',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (
