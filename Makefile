@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3 openjdk-17-jre-headless
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv artifacts lint unit integration test mutate mutate-ci demo bench guard fleet-down clean collection
+.PHONY: setup apt venv artifacts lint unit integration test mutate mutate-ci demo bench bench-profiles bench-waves guard fleet-down clean collection
 
 setup: apt venv artifacts
 
@@ -65,6 +65,14 @@ demo: setup
 
 bench: setup
 	$(PY) bench/release_bench.py
+
+# The options users reach for, side by side at 32 hosts (mitogen is installed on demand, outside the repository),
+# and 100 hosts in waves [1, 10%, 50%, 100%] (docs/performance.md).
+bench-profiles: setup
+	$(PY) bench/release_bench.py --hosts 32 --runs 1 --profile default mitogen forks16
+
+bench-waves: setup
+	$(PY) bench/release_bench.py --hosts 100 --runs-large 1 --waves
 
 # The guard after the release (docs/guard.md): ansible-rulebook with lockstep's event source against the local fleet
 # (bin/fleet up first), until Ctrl-C. LOCKSTEP_GUARD_INTERVAL=1 polls every second (default 2).
