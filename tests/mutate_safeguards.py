@@ -446,13 +446,6 @@ MUTATIONS = [
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (
-        'secrets: what a no_log task sets',
-        'plugins/callback/ledger.py',
-        '        if not self._no_log_pending or self._tqm is None:',
-        '        if True:',
-        'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
-    ),
-    (
         'secrets: custom stats scrubbed',
         'plugins/callback/ledger.py',
         '                custom[host] = scrub(custom[host], self._secrets)',
