@@ -16,9 +16,8 @@ import shutil
 
 import yaml
 from release_helpers import REPO, lb_status, release
-from test_any_service import VARS, build, get, on_host, served
+from test_any_service import BASE, VARS, build, get, on_host, served
 
-BASE = "/srv/static-site"
 # Without a load balancer there is no {lb} URL: every check is per host.
 HOST_CHECKS = [c for c in VARS["lockstep_smoke_checks"] if c.get("per_host", True)]
 
