@@ -2,16 +2,20 @@
 """Remove each lockstep safeguard once and check that the test written for it fails.
 
 Run from the repository root: ``.venv/bin/python tests/mutate_safeguards.py [--ci] [NAME ...]``. Each mutation
-edits one file in place, runs one test, and restores the file; run it with nothing else working in the tree.
+edits one file of a scratch copy of the repository (tracked and untracked files; ``.venv`` and ``artifacts`` linked),
+runs one test there and restores the file, so the working tree is never touched and other tests may run beside it.
 
 Each entry is (safeguard, file, its code, the code without it, its test on the real fleet[, a fast test]). The
-fleet test is the proof (each was seen to fail once, see the README); ``--ci`` (what ``make test`` runs) uses the
-fast test where a unit test pins the same safeguard, and the fleet test otherwise, so a safeguard whose test stops
-failing is noticed in every CI run within its time budget.
+fleet test is the proof (each was seen to fail once, see the README): ``make mutate`` runs them all. ``--ci`` (what
+``make test`` runs, beside the fleet tests) runs the fast test of every entry that has one, and the entries whose
+only test needs the fleet are left to ``make mutate``: they are named at the end, never passed over in silence.
 """
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 # (safeguard, file, code that implements it, code without it, the test that must then fail)
 MUTATIONS = [
@@ -516,33 +520,86 @@ MUTATIONS = [
 ]
 
 
+def needs_fleet(test):
+    """Whether ``test`` runs on the local fleet: every integration test module but those marked ``without_fleet``
+    (tests/integration/conftest.py)."""
+    if test.startswith(("tests/unit/", "../unit/")):
+        return False
+    module = test.split("::")[0]
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration", module)) as f:
+        return "pytest.mark.without_fleet" not in f.read()
+
+
+def fast_test(entry):
+    """The entry's first test (the fast one, then the fleet one) that needs no fleet, or None."""
+    return next((t for t in entry[5:6] + entry[4:5] if not needs_fleet(t)), None)
+
+
+# Left out of the scratch copy: what make setup builds (linked instead, read-only) and what tests leave behind.
+NOT_COPIED = (".venv", ".venvs", "artifacts", ".fleet", ".lockstep", ".ansible", "dist")
+
+
+def scratch_copy(repo):
+    """A copy of ``repo``'s files as they are now (tracked and untracked, ignored ones left out), with ``.venv`` and
+    ``artifacts`` linked; the path of its root."""
+    root = tempfile.mkdtemp(prefix="lockstep-mutate-")
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
+                           check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        src, dst = os.path.join(repo, name), os.path.join(root, name)
+        if name.split("/")[0] in NOT_COPIED or not os.path.lexists(src):  # deleted but not yet staged
+            continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), dst)
+        else:
+            shutil.copy2(src, dst)
+    for name in (".venv", "artifacts"):
+        os.symlink(os.path.join(repo, name), os.path.join(root, name))
+    return root
+
+
 def main(argv):
     ci = "--ci" in argv
     only = [a for a in argv if a != "--ci"]
-    failed_to_fail = []
-    for entry in MUTATIONS:
-        name, path, old, new, test = entry[:5]
-        if ci and len(entry) > 5:
-            test = entry[5]
-        if only and not any(o in name for o in only):
-            continue
-        src = open(path).read()
-        assert old in src, (name, "the safeguard's code moved: update this mutation")
-        with open(path, "w") as f:
-            f.write(src.replace(old, new, 1))
-        try:
-            # A test named from tests/ is a unit test; a bare name is an integration test.
-            where = test if test.startswith("tests/") else "tests/integration/" + test
-            r = subprocess.run([".venv/bin/pytest", "-q", "-x", "--tb=no", "-p", "no:cacheprovider", where],
-                               capture_output=True, text=True, timeout=900)
-        finally:
-            with open(path, "w") as f:
-                f.write(src)
-        last = (r.stdout.strip().splitlines() or ["?"])[-1]
-        print("%-45s %s  (%s: %s)" % (name, "its test fails" if r.returncode else "ITS TEST STILL PASSES",
-                                      test.split("::")[-1], last), flush=True)
-        if r.returncode == 0:
-            failed_to_fail.append(name)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = scratch_copy(repo)
+    # The copy's own ansible.cfg: its collections path is the copy, where the mutation is.
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"))
+    failed_to_fail, left = [], []
+    try:
+        for entry in MUTATIONS:
+            name, path, old, new, test = entry[:5]
+            if only and not any(o in name for o in only):
+                continue
+            if ci:
+                test = fast_test(entry)
+                if test is None:
+                    left.append(name)
+                    continue
+            target = os.path.join(root, path)
+            src = open(target).read()
+            assert old in src, (name, "the safeguard's code moved: update this mutation")
+            with open(target, "w") as f:
+                f.write(src.replace(old, new, 1))
+            try:
+                # A test named from tests/ is a unit test; a bare name is an integration test.
+                where = test if test.startswith("tests/") else "tests/integration/" + test
+                r = subprocess.run([os.path.join(repo, ".venv", "bin", "pytest"), "-q", "-x", "--tb=no", "-p",
+                                    "no:cacheprovider", where], cwd=root, env=env, capture_output=True, text=True,
+                                   timeout=900)
+            finally:
+                with open(target, "w") as f:
+                    f.write(src)
+            last = (r.stdout.strip().splitlines() or ["?"])[-1]
+            print("%-45s %s  (%s: %s)" % (name, "its test fails" if r.returncode else "ITS TEST STILL PASSES",
+                                          test.split("::")[-1], last), flush=True)
+            if r.returncode == 0:
+                failed_to_fail.append(name)
+    finally:
+        shutil.rmtree(root)
+    if left:
+        print("left to make mutate (their only test needs the fleet): %s" % "; ".join(left))
     if failed_to_fail:
         print("safeguards whose test no longer fails without them: %s" % ", ".join(failed_to_fail))
     return 1 if failed_to_fail else 0

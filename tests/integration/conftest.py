@@ -8,6 +8,16 @@ from release_helpers import fleet_lock
 from lockstep_fleet import Fleet
 
 REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    """Every integration test is a ``fleet`` test (tests/run_all.py runs those one at a time, the machine's one local
+    fleet being theirs) unless its module says ``pytestmark = pytest.mark.without_fleet``: a test that forgets to
+    say so is only slower, never run beside the fleet tests."""
+    for item in items:
+        if HERE in item.path.parents and item.get_closest_marker("without_fleet") is None:
+            item.add_marker(pytest.mark.fleet)
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ import signal
 import subprocess
 import time
 
+import pytest
 from _ledger_helpers import HALTED, env_for, ledger, lockstep, only_ledger, playbook_cmd, run_playbook
+
+pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet tests (tests/run_all.py)
 
 
 def test_sigkill_mid_release_leaves_a_valid_ledger(tmp_path):

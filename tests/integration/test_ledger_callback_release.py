@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from _ledger_helpers import (
     HALTED,
     SUCCEEDED,
@@ -16,6 +17,8 @@ from _ledger_helpers import (
     summary_block,
 )
 from junitparser import Failure, JUnitXml
+
+pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet tests (tests/run_all.py)
 
 
 def phases(recs, event="phase_enter"):

@@ -6,7 +6,10 @@ import os
 import shutil
 
 import ansible_runner
+import pytest
 from _ledger_helpers import HALTED, PROJECT, REPO, VENV_BIN, ledger, only_ledger, records
+
+pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet tests (tests/run_all.py)
 
 
 def test_release_under_ansible_runner(tmp_path, monkeypatch):

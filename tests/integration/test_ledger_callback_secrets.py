@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from _ledger_helpers import only_ledger, records, run_playbook, summary_block
+
+pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet tests (tests/run_all.py)
 
 SECRET_EXTRA_VAR = "Sup3rS3cretDbPassw0rd"
 NO_LOG_VALUE = "NoLogValue4711"

@@ -9,9 +9,12 @@ import os
 import stat
 import subprocess
 
+import pytest
 from _ledger_helpers import INVENTORY, LOCKSTEP, PROJECT, VENV_BIN, env_for, records, summary_block
 
 from ansible_collections.lockstep.release.plugins.module_utils import ledger
+
+pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet tests (tests/run_all.py)
 
 # Built at run time, so that no value appears in this file or in a traceback of it
 SMOKE_AUTH = "Sm0ke" + "Auth" + "Vaulted" + "7731"  # inline !vault in group_vars/app/main.yml (not a secret name)

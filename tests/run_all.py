@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""`make test`: the lint and every test, in two lines of work side by side (the 30-minute budget on 2 cores).
+
+- The fleet line: every test that runs on the local fleet (`pytest -m fleet`), one at a time, since the machine has
+  one fleet. Its output is streamed as it runs.
+- The other line: the lint (`make lint-only`), every test that needs no fleet (unit tests, localhost releases, the
+  sanity test: `pytest -m "not fleet"`), then the safeguard mutations (`tests/mutate_safeguards.py --ci`, which edit
+  a scratch copy of the repository, never the tree the fleet tests read). A release on the fleet leaves part of the
+  two cores idle (waits on HAProxy, on services starting); this line fills it. Its output is kept and printed
+  whole at the end, and one line says when each of its steps ends.
+
+Both lines always run to the end, so one run shows every failure; make test fails if any step failed.
+Run from the repository root with the virtualenv built (`make setup`): `.venv/bin/python tests/run_all.py
+[PYTEST ARG ...]`; the pytest arguments (for example `-k name`) go to both pytest runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTEST = os.path.join(REPO, ".venv", "bin", "pytest")
+PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+
+
+def beside(pytest_args, log, results):
+    steps = [
+        ("lint", ["make", "--no-print-directory", "lint-only"]),
+        ("tests without the fleet", [PYTEST, "-q", "-m", "not fleet", "tests", *pytest_args]),
+        ("safeguard mutations", [PYTHON, os.path.join("tests", "mutate_safeguards.py"), "--ci"]),
+    ]
+    for name, cmd in steps:
+        start = time.monotonic()
+        log.write("\n=== %s: %s\n" % (name, " ".join(cmd)))
+        log.flush()
+        rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        results.append((name, rc))
+        print("\n[beside the fleet tests] %s: %s in %.0f s" % (name, "ok" if rc == 0 else "FAILED (exit %d)" % rc,
+                                                              time.monotonic() - start), flush=True)
+
+
+def main(pytest_args):
+    results = []
+    with tempfile.TemporaryFile("w+") as log:
+        other = threading.Thread(target=beside, args=(pytest_args, log, results))
+        other.start()
+        fleet = subprocess.run([PYTEST, "-q", "--durations=15", "-m", "fleet", "tests/integration", *pytest_args],
+                               cwd=REPO, stdin=subprocess.DEVNULL).returncode
+        other.join()
+        log.seek(0)
+        sys.stdout.write("\n===== beside the fleet tests: lint, tests without the fleet, safeguard mutations =====")
+        sys.stdout.write(log.read())
+    results.insert(0, ("fleet tests", fleet))
+    print("\n===== make test =====")
+    for name, rc in results:
+        print("%-26s %s" % (name, "ok" if rc == 0 else "FAILED (exit %d)" % rc))
+    return 0 if all(rc == 0 for _, rc in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
