@@ -511,6 +511,14 @@ MUTATIONS = [
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (
+        'only a strategy that keeps each batch together',
+        'plugins/action/plan.py',
+        '        if strategy not in BATCH_STRATEGIES:',
+        '        if False:',
+        'test_release_input.py::test_a_strategy_that_lets_hosts_run_ahead_is_refused_and_leaves_no_lock',
+        'tests/unit/test_release_strategy.py',
+    ),
+    (
         'smoke headers never echoed',
         'plugins/action/smoke.py',
         '                    return (hide(problem, secret) if problem else problem), attempt',

@@ -31,6 +31,23 @@ SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "preflight",
 NOT_IN_SPEC = frozenset({"lockstep_service_url", "lockstep_rollback_to"})
 
 
+# Strategies that run each task on every host of the batch before the next task. lockstep's wave gates, load balancer
+# steps and halts are run_once tasks over the whole batch, so `free` or `host_pinned` would let a host run ahead:
+# switched before its wave was drained, or past a gate that has not judged it yet.
+BATCH_STRATEGIES = frozenset({"linear", "ansible.builtin.linear", "debug", "ansible.builtin.debug", "mitogen_linear"})
+
+
+def play_strategy(task):
+    """The strategy of the play ``task`` runs in (the play keyword, else ANSIBLE_STRATEGY / ansible.cfg)."""
+    node = task
+    while node is not None:
+        play = getattr(node, "_play", None)
+        if play is not None:
+            return play.strategy
+        node = getattr(node, "_parent", None)
+    return None
+
+
 def unknown_variables(names):
     """lockstep_* names on the command line that lockstep does not know: a typo must not silently fall back to a
     default (``-e lockstep_wave=...`` would otherwise release with the default waves)."""
@@ -115,6 +132,11 @@ class ActionModule(ActionBase):
         unknown = unknown_variables(load_extra_vars(self._loader))
         if unknown:
             return self.fail("unknown variable(s): %s" % ", ".join(unknown))
+        strategy = play_strategy(self._task)
+        if strategy not in BATCH_STRATEGIES:
+            return self.fail("the %r strategy lets a host run ahead of its wave's drain and gate: lockstep runs with "
+                             "linear (the default; mitogen_linear too), so unset ANSIBLE_STRATEGY or the "
+                             "strategy in ansible.cfg" % strategy)
         if not valid_version(version):
             return self.fail("lockstep_version %r is not a plain version string (letters, digits, '.', '-', '+', "
                              "'_'; no '/', '..' or spaces)" % version)

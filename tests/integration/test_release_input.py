@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from release_helpers import assert_whole_fleet_on, release
+from release_helpers import REPO, assert_whole_fleet_on, env, release, release_cmd
 
 BAD = [
     ("9.9.9", {}, "unknown version 9.9.9"),
@@ -25,7 +25,7 @@ BAD = [
 
 @pytest.fixture(scope="module")
 def fleet_1_0_0():
-    from release_helpers import REPO, fleet_lock
+    from release_helpers import fleet_lock
 
     from lockstep_fleet import Fleet
 
@@ -66,3 +66,16 @@ def test_stale_lock_is_reported_with_how_to_clear_it_and_never_broken(fleet_1_0_
         assert_whole_fleet_on(fleet_1_0_0, "1.0.0")
     finally:
         lock.unlink()
+
+
+@pytest.mark.parametrize("strategy", ["free", "host_pinned"])
+def test_a_strategy_that_lets_hosts_run_ahead_is_refused_and_leaves_no_lock(fleet_1_0_0, tmp_path, strategy):
+    # Without this refusal, `free` ran the run_once lock for each host: the run refused itself and left its lock.
+    proc = subprocess.run(release_cmd("2.1.0"), cwd=REPO, env=env(tmp_path, ANSIBLE_STRATEGY=strategy),
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "the '%s' strategy lets a host run ahead of its wave's drain and gate" % strategy in out, out
+    assert "changed: [h" not in out, out
+    assert not (Path(fleet_1_0_0.root) / ".fleet" / "lockstep-release.lock").exists()
+    assert_whole_fleet_on(fleet_1_0_0, "1.0.0")
