@@ -551,8 +551,15 @@ def scratch_copy(repo):
     """A copy of ``repo``'s files as they are now (tracked and untracked, ignored ones left out), with ``.venv`` and
     ``artifacts`` linked; the path of its root."""
     root = tempfile.mkdtemp(prefix="lockstep-mutate-")
-    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
-                           check=True, capture_output=True).stdout.decode().split("\0")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
+                            capture_output=True)
+    if listed.returncode == 0:
+        names = listed.stdout.decode().split("\0")
+    else:  # not a git checkout (an unpacked archive): every file but what git would ignore
+        names = [os.path.relpath(os.path.join(d, f), repo) for d, dirs, files in os.walk(repo)
+                 for f in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]
+                 if ".git" not in os.path.relpath(d, repo).split(os.sep)]
+        names = [n for n in names if "__pycache__" not in n.split(os.sep) and not n.startswith(".ruff_cache")]
     for name in filter(None, names):
         src, dst = os.path.join(repo, name), os.path.join(root, name)
         if name.split("/")[0] in NOT_COPIED or not os.path.lexists(src):  # deleted but not yet staged
