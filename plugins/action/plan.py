@@ -149,6 +149,12 @@ class ActionModule(ActionBase):
             serial = serial_list(a["canary"], a["waves"])
         except WaveSpecError as e:
             return self.fail(str(e))
+        fleet = len(a["group_hosts"])
+        if serial[0] > fleet or (serial[0] == fleet and fleet > 1):
+            # A canary of the whole fleet proves nothing before every host has changed.
+            return self.fail("lockstep_canary %s is %s the fleet (%d host(s) in %s): a canary must leave hosts "
+                             "untouched until it has passed its gate" % (
+                                 serial[0], "larger than" if serial[0] > fleet else "all of", fleet, a["group"]))
         manifest_path = os.path.join(a["artifact_dir"], a["manifest_name"].replace("{version}", version))
         artifact_path = os.path.join(a["artifact_dir"], a["artifact_name"].replace("{version}", version))
         if not os.path.isfile(manifest_path):

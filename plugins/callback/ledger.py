@@ -18,18 +18,24 @@ from ansible.release import __version__ as ansible_version
 from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     DEFAULT_SECRET_PATTERNS,
     FORMAT_VERSION,
+    REDACTED,
     LedgerWriter,
     anchor_dir,
     anchor_path,
     format_summary,
     line_of,
+    load_key,
     plain,
     redact_vars,
     scrub,
     seal,
     state_version,
 )
-from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import Collector, play_secrets
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
+    Collector,
+    _encrypted_plaintext,
+    play_secrets,
+)
 
 try:
     from ansible.executor.play_iterator import PlayIterator
@@ -41,6 +47,8 @@ COLLECTION_PREFIX = "lockstep.release."
 # Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
 LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
 NO_LOG_MESSAGE = "output hidden (no_log)"
+ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec"})
+KEY_VAR = "lockstep_ledger_key"  # the extra var that can carry the ledger's key (vault-encrypted)
 STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
                "lockstep_hosts")
 
@@ -56,6 +64,9 @@ description:
     phase, and the final status (C(release_finished)).
   - Each record carries C(seq) and C(prev), the hash of the previous record, and its own C(hash) (sha256 of its
     canonical JSON), so C(bin/lockstep ledger verify) detects a deleted, reordered or edited line.
+  - With a key (O(key), O(key_file) or the extra var C(lockstep_ledger_key)) the chain is keyed - each C(hash) is an
+    HMAC-SHA256 with that key and the first record says C(mac=hmac-sha256), never the key - so whoever can write the
+    ledger directory but has no key cannot rewrite its history.
   - Prints a line per wave (C(lockstep_wave) results) while the release runs, and a per-host summary table at the
     end. Optionally writes a JUnit XML file with one test case per host per gate.
   - Puts C(lockstep_ledger) (path, status, record count) into the run's custom stats (as C(set_stats) would) so
@@ -67,7 +78,9 @@ description:
     C(stdout), C(content), C(json)). They are collected once per play from every host's variables; any string
     containing one has it replaced by C(********). Nothing but the status is taken from a C(no_log) result.
   - Keeps the ledger's head (last C(seq) and C(hash)) in an anchor file outside the ledger directory, rewritten
-    atomically after every record, so C(bin/lockstep ledger verify) detects a ledger whose tail was cut off.
+    atomically after every record, so C(bin/lockstep ledger verify) detects a ledger whose tail was cut off. Verify
+    looks for the anchor in the anchor directory it is configured with (C(LOCKSTEP_LEDGER_ANCHOR_DIR)), never where
+    the ledger says.
   - The ledger directory is made mode 0700, ledger, fallback, anchor and JUnit files 0600, whatever the umask.
   - If the ledger cannot be created or written, the callback stops the run before any (further) task runs; it
     marks the play's hosts failed and terminates the task queue manager, so C(ansible-playbook) exits non-zero.
@@ -106,8 +119,11 @@ options:
   anchor_dir:
     description:
       - Directory of the anchors, one per ledger (keyed by the ledger's real path); keep it outside the ledger
-        directory. The first record of a ledger names its anchor. An empty value turns anchoring off (such a
-        ledger verifies as C(unanchored)).
+        directory. The first record of a ledger names its anchor, for people only.
+      - C(bin/lockstep ledger verify) reads only C(LOCKSTEP_LEDGER_ANCHOR_DIR) (not C(ansible.cfg)), so set the
+        same directory there. Once the directory exists, a ledger without its anchor in it fails verification.
+      - An empty value turns anchoring off (such a ledger verifies as C(unanchored) where no anchor directory
+        exists).
     type: str
     default: ~/.local/state/lockstep/anchors
     ini:
@@ -115,6 +131,32 @@ options:
         key: anchor_dir
     env:
       - name: LOCKSTEP_LEDGER_ANCHOR_DIR
+  key:
+    description:
+      - Key of a keyed ledger (at least 16 bytes, surrounding whitespace stripped; e.g. C(openssl rand -hex 32)).
+        Each record's C(hash) becomes the HMAC-SHA256 of its canonical JSON with this key, and the first record
+        carries C(mac=hmac-sha256). C(bin/lockstep ledger verify) needs the same key (C(LOCKSTEP_LEDGER_KEY) or
+        C(LOCKSTEP_LEDGER_KEY_FILE)); without it a keyed ledger does not verify, and with it an unkeyed one fails.
+      - The extra var C(lockstep_ledger_key), which may be vault-encrypted (C(-e @vault.yml)), wins over this option,
+        and this option over O(key_file). The key is treated as a secret (never written, scrubbed everywhere).
+      - Prefer O(key_file), the environment or a vaulted extra var to C(ansible.cfg), and keep the key off the
+        controller user's reach if the ledger must hold against that user.
+      - An unreadable or too short key stops the run before any task, like an unwritable ledger.
+    type: str
+    ini:
+      - section: lockstep_ledger
+        key: key
+    env:
+      - name: LOCKSTEP_LEDGER_KEY
+  key_file:
+    description:
+      - File holding the key of a keyed ledger (see O(key)), used when no key is given otherwise.
+    type: path
+    ini:
+      - section: lockstep_ledger
+        key: key_file
+    env:
+      - name: LOCKSTEP_LEDGER_KEY_FILE
   junit_file:
     description:
       - Path of a JUnit XML file to write at the end of the run (one test case per host per gate, plus one
@@ -172,11 +214,12 @@ class _StderrWriter:
 
     anchor_error = None
 
-    def __init__(self):
+    def __init__(self, key=None):
         self.seq, self.prev = 0, "0" * 64
+        self._key = key
 
     def append(self, record):
-        sealed = seal(record, self.seq, self.prev)
+        sealed = seal(record, self.seq, self.prev, self._key)
         sys.stderr.write("lockstep-ledger: " + line_of(sealed).decode("utf-8"))
         sys.stderr.flush()
         self.seq += 1
@@ -263,6 +306,7 @@ class CallbackModule(CallbackBase):
         self._hosts = {}  # host -> {"before", "after", "phase", "result"}
         self._gates = []  # gate records, for JUnit
         self._halted_by = None
+        self._refused_input = False
         self._failures = 0
         self._unreachable = 0
         self._reported = {}  # last set_stats data seen in results
@@ -283,6 +327,18 @@ class CallbackModule(CallbackBase):
         self._rollback_phase = self.get_option("rollback_phase")
         self._anchor_dir = anchor_dir(self.get_option("anchor_dir") or "")
         self._collector = Collector(self._patterns, self._secrets)
+        self._set_key(self.get_option("key"), self.get_option("key_file"))
+
+    def _set_key(self, key, key_file=None):
+        """Load the ledger's key (``self._key``, bytes or None); a key that cannot be used is kept in
+        ``self._key_error`` and stops the run when the ledger is created."""
+        self._key, self._key_error = None, None
+        try:
+            self._key = load_key(key, key_file)
+        except ValueError as ex:
+            self._key_error = str(ex)
+        if self._key is not None:
+            self._secrets.add(self._key.decode("utf-8", "replace"))
 
     # --- writing ---------------------------------------------------------------------------------------------
 
@@ -291,7 +347,7 @@ class CallbackModule(CallbackBase):
 
     def _new_writer(self, path, private_directory=True):
         anchor = anchor_path(self._anchor_dir, path) if self._anchor_dir else None
-        return LedgerWriter(path, anchor=anchor, private_directory=private_directory)
+        return LedgerWriter(path, anchor=anchor, private_directory=private_directory, key=self._key)
 
     def _check_anchor(self):
         error = getattr(self._writer, "anchor_error", None)
@@ -370,7 +426,7 @@ class CallbackModule(CallbackBase):
             self._writer = self._new_writer(path, private_directory=False)  # $TMPDIR is shared: the file is 0600
             self._fallback = path
         except Exception:
-            self._writer = _StderrWriter()
+            self._writer = _StderrWriter(self._key)
             self._fallback = "stderr"
         self._display.error(f"lockstep ledger: {message} - halting the release; records continue in {self._fallback}")
         # Worker processes are forked from this one for every task: the gates read this variable.
@@ -489,6 +545,8 @@ class CallbackModule(CallbackBase):
             return reported, "playbook"
         if self._broken:
             return "ledger_failed", "ledger"
+        if self._refused_input:
+            return "refused", "ledger"
         if self._failures or self._unreachable:
             return "failed", "ledger"
         return "succeeded", "ledger"
@@ -512,11 +570,21 @@ class CallbackModule(CallbackBase):
         redacted, named = redact_vars(extra_vars, self._patterns)
         self._secrets.update(named)
         self._collector.variables(extra_vars)  # vault-encrypted extra vars (-e @file), whatever their names
+        if extra_vars.get(KEY_VAR) not in (None, ""):
+            value = extra_vars[KEY_VAR]
+            plaintext = _encrypted_plaintext(value)
+            self._set_key(to_text(value) if plaintext is None else plaintext)
+            if plaintext == "":
+                self._key_error = f"cannot decrypt the extra var {KEY_VAR}"
+            redacted[KEY_VAR] = REDACTED
         self._version = extra_vars.get(self._version_var)
         stem = os.path.splitext(os.path.basename(self._playbook))[0]
         now = _utcnow()
         name = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{stem}-{os.getpid()}.jsonl"
         path = os.path.join(self._directory, name)
+        if self._key_error:
+            self._fail_ledger(f"cannot create ledger {path}: {self._key_error}")
+            return
         try:
             self._writer = self._new_writer(path)
         except Exception as ex:
@@ -691,6 +759,13 @@ class CallbackModule(CallbackBase):
         if not ignore_errors:
             self._failures += 1
             self._touch(host, common["phase"], "failed")
+            if _task_of(result).action in ARG_SPEC_ACTIONS and self._halted_by is None:
+                # Ansible's own check of a role's arguments stops every host before any task of lockstep ran:
+                # bad input, refused like the plan's refusals (nothing was touched).
+                self._refused_input = True
+                self._halted_by = {"gate": "input", "host": "controller", "message": "refused before touching "
+                                   "any host: " + "; ".join(_data_of(result).get("argument_errors") or [
+                                       self._message(result)])}
         else:
             self._touch(host, common["phase"], None)
         if self._no_log(result):

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, serial_list
+
 
 def _reg(hostvars, host, name):
     try:
@@ -222,9 +224,23 @@ def host_urls(hostvars, hosts, path="", var="lockstep_service_url"):
     return {h: "%s%s" % (str(hostvars[h][var]).rstrip("/"), path) for h in hosts}
 
 
+def serial(canary, waves):
+    """The rollout play's ``serial``: the canary and the waves the plan accepts, else one batch of every host.
+
+    Ansible templates ``serial`` before any task runs and crashes on a value it cannot read (a traceback, exit
+    250, no status): the plan refuses such waves with its own message, and the waves play then skips every task
+    of its single batch, so the refusal ends as a refusal.
+    """
+    try:
+        return serial_list(canary, waves)
+    except (WaveSpecError, TypeError, ValueError):
+        return ["100%"]
+
+
 class FilterModule:
     def filters(self):
         return {
+            "serial": serial,
             "host_results": host_results,
             "host_failures": host_failures,
             "expect_versions": expect_versions,

@@ -1,0 +1,78 @@
+"""No setting a user brings turns a refusal into a crash or a halt into a mixed fleet (issue 17, item 3).
+
+Judged on the real fleet by what every host serves afterwards, not by what the run says of itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+from release_helpers import REPO, Run, assert_whole_fleet_on, env, records_in, release, release_cmd
+from test_release_halts import stale_pidfile
+
+from ansible_collections.lockstep.release.plugins.module_utils import ledger
+
+
+def pids(fleet):
+    return {h["name"]: h["service_pid"] for h in fleet.status()["hosts"]}
+
+
+@pytest.mark.parametrize("extra, reason", [
+    ({"lockstep_waves": ["banana", "100%"]}, "wave 'banana' is neither a host count"),
+    ({"lockstep_waves": "banana"}, "lockstep_waves must be a non-empty list"),
+    ({"lockstep_canary": "x"}, "wave 'x' is neither a host count"),
+    ({"lockstep_canary": 5}, "lockstep_canary 5 is larger than the fleet (4 host(s)"),
+    ({"lockstep_canary": 4}, "lockstep_canary 4 is all of the fleet"),
+    ({"lockstep_keep_releases": "abc"}, "argument 'lockstep_keep_releases' is of type str"),
+])
+def test_every_refused_input_ends_as_a_refusal_with_a_complete_ledger(fleet, tmp_path, extra, reason):
+    fleet.up(hosts=4, version="1.0.0")
+    before = pids(fleet)
+    run = release(tmp_path, "2.1.0", extra=extra)
+    assert run.rc not in (0, 250) and "Traceback" not in run.out, run
+    assert run.status == "refused", run
+    finished = [r for r in run.records if r.get("event") == "release_finished"][-1]
+    assert reason in finished["halted_by"]["message"], finished
+    files = sorted((tmp_path / "ledger").glob("*.jsonl"))
+    assert ledger.verify(str(files[-1])).complete, files
+    assert pids(fleet) == before  # not one service restarted
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+
+def user_playbook(tmp_path, keywords):
+    """lockstep's release playbook as a team's own copy, with ``keywords`` set on every play."""
+    with open(os.path.join(REPO, "playbooks", "release.yml")) as f:
+        plays = yaml.safe_load(f)
+    for play in plays:
+        play.update(keywords)
+    path = tmp_path / "team-release.yml"
+    path.write_text(yaml.safe_dump(plays, sort_keys=False))
+    return str(path)
+
+
+def run_playbook(tmp_path, cmd, **environment):
+    proc = subprocess.run(cmd, cwd=REPO, env=env(tmp_path, **environment), capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    return Run(proc.returncode, proc.stdout + proc.stderr, records_in(tmp_path))
+
+
+@pytest.mark.parametrize("how", ["ANSIBLE_ANY_ERRORS_FATAL", "play keywords"])
+def test_a_halt_under_fatal_error_settings_still_rolls_every_host_back(fleet, tmp_path, how):
+    # Knight's mixed fleet under one common setting: h3's restart silently does nothing.
+    fleet.up(hosts=4, version="1.0.0")
+    stale_pidfile(fleet, "h3")
+    cmd = release_cmd("2.1.0")
+    environment = {}
+    if how == "ANSIBLE_ANY_ERRORS_FATAL":
+        environment["ANSIBLE_ANY_ERRORS_FATAL"] = "True"
+    else:
+        cmd[3] = user_playbook(tmp_path, {"any_errors_fatal": True, "ignore_errors": True,
+                                          "max_fail_percentage": 0, "force_handlers": True})
+    run = run_playbook(tmp_path, cmd + ["-e", json.dumps({"lockstep_waves": [1, "100%"]})], **environment)
+    assert run.rc != 0, run
+    assert run.status == "rolled_back", run
+    assert_whole_fleet_on(fleet, "1.0.0")
