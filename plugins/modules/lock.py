@@ -40,6 +40,15 @@ options:
       - On C(state=acquired) it is read and returned as C(lockstep_record), what a run whose controller died left
         behind (its run id, version and drains), for the preflight to continue that release.
     type: path
+  outcome:
+    description:
+      - With C(state=released), the outcome of the run that held the lock, written atomically next to the lock
+        (C(<path>.outcome)) before the lock is removed, so whoever sees the lock free can already read what the
+        run did (the guard judges the fleet against it, never against the run before).
+      - Keys C(status) (the run's C(lockstep_status)) and C(serving) (the version every host must serve now,
+        null when the run leaves that unknown); C(run_id), C(version) and C(finished) are added.
+      - A C(refused) run changed nothing, so the C(serving) of the run before it is kept.
+    type: dict
 extends_documentation_fragment:
   - lockstep.release.host
 """
@@ -88,6 +97,23 @@ def read(path):
         return None
 
 
+def write_outcome(path, outcome, run_id, version):
+    """The run's outcome, complete on disk (fsync, then rename) before the lock that guards it goes."""
+    out = dict(outcome, run_id=run_id, version=version,
+               finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    if out.get("serving") in ("", "None"):
+        out["serving"] = None  # a template that yields none renders as text on ansible-core 2.16
+    if out.get("serving") is None and out.get("status") == "refused":
+        out["serving"] = (read(path) or {}).get("serving")
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(out, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def owner_gone(lock):
     """Only a lock taken from this very host can be proven stale: its owner PID no longer exists."""
     if not lock or lock.get("controller") != socket.gethostname():
@@ -109,6 +135,7 @@ def main():
             run_id=dict(type="str", required=True),
             owner=dict(type="dict", default={}),
             record=dict(type="path"),
+            outcome=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -119,6 +146,8 @@ def main():
         if not held or held.get("run_id") != p["run_id"]:
             module.exit_json(changed=False, lock=held or {}, stale=False)
         if not module.check_mode:
+            if p["outcome"] is not None:
+                write_outcome(p["path"] + ".outcome", p["outcome"], p["run_id"], held.get("version"))
             # The run's drain record goes with the lock once it holds no drain: nothing is left to resume.
             rec = read(p["record"]) if p["record"] else None
             if rec is not None and not rec.get("drained"):

@@ -121,3 +121,48 @@ def test_halt_limited_to_named_hosts_touches_no_other(fleet, tmp_path):
     running = {h["name"]: h.get("version") for h in fleet.status()["hosts"]}
     assert running == {"h1": "1.0.0", "h2": None, "h3": "1.0.0", "h4": "1.0.0"}, running
     assert finished(run.records)["status"] == "halted", run
+
+
+def test_guard_under_a_clean_release_leaves_every_server_up_then_isolates_a_swapped_host_within_5s(fleet, tmp_path):
+    # The race of issue 17: the lock free before the release's outcome was recorded made the guard judge the
+    # released fleet against the release before and take every server out.
+    fleet.up(hosts=4, version="1.0.0")
+    first = release(tmp_path, "2.1.0")
+    assert first.status == "succeeded", first
+    with GuardProcess(tmp_path, interval=1) as guard:
+        guard.wait_for("lockstep guard: watching 4 hosts")
+        run = release(tmp_path, "2.2.0")
+        assert run.status == "succeeded", run
+        time.sleep(10)
+        assert guard.proc.poll() is None, guard.out
+        assert "lockstep guard: fault" not in guard.out and "RECORD PROBLEM" not in guard.out, guard.out
+        assert {s for s, _ in lb_rows(fleet).values()} == {"UP"}, lb_rows(fleet)
+
+        swap_back(fleet, "h2", "2.1.0")
+        started = time.monotonic()
+        wait_until(lambda: lb_rows(fleet)["h2"][0] == "MAINT", 30, "h2 out of HAProxy", guard)
+        took = time.monotonic() - started
+        rows = lb_rows(fleet)
+        assert {rows[h][0] for h in ("h1", "h3", "h4")} == {"UP"}, rows
+        assert took <= 5, "h2 isolated after %.1fs\n%s" % (took, guard.out[-3000:])
+
+
+def test_a_uniform_fleet_the_record_disagrees_with_is_a_record_problem_and_stays_in_service(fleet, tmp_path):
+    fleet.up(hosts=4, version="1.0.0")
+    assert release(tmp_path, "2.1.0").status == "succeeded"
+    before = ledgers(tmp_path)
+    assert release(tmp_path, "2.2.0").status == "succeeded"
+    # The record problem: the newest ledger (and the outcome the release left next to the lock) gone.
+    for name in ledgers(tmp_path) - before:
+        os.unlink(str(tmp_path / "ledger" / name))
+    os.unlink(os.path.join(fleet.dir, "lockstep-release.lock.outcome"))
+    with GuardProcess(tmp_path, interval=1) as guard:
+        guard.wait_for("RECORD PROBLEM record-disagrees", timeout=30)
+        time.sleep(3)
+        assert guard.out.count("RECORD PROBLEM") == 1, guard.out
+        assert "lockstep guard: fault" not in guard.out, guard.out
+    assert {s for s, _ in lb_rows(fleet).values()} == {"UP"}, lb_rows(fleet)
+    assert ledgers(tmp_path) - {"guard"} == before, ledgers(tmp_path)  # the guard ran no halt
+    guard_ledgers = os.listdir(str(tmp_path / "ledger" / "guard"))
+    records = records_of(tmp_path, os.path.join("guard", guard_ledgers[0]))
+    assert records[0]["fault"] == "record-disagrees" and "2.2.0" in records[0]["message"], records

@@ -67,11 +67,33 @@ def test_without_a_release_the_majority_decides_and_a_tie_cannot_be_isolated():
     assert {f["scope"] for f in tie} == {"service"} and "no majority" in tie[0]["message"]
 
 
-def test_every_host_off_the_release_takes_the_whole_service():
+def test_a_uniform_fleet_off_the_record_is_a_record_problem_and_nothing_is_taken_out():
     release = {"version": "2.1.0", "content": None, "ledger": "/l/r.jsonl"}
     found = guard.faults(HOSTS, probes(h1="2.2.0", h2="2.2.0", h3="2.2.0", h4="2.2.0"), {}, [],
                          {h: UP for h in HOSTS}, release)
-    assert {f["scope"] for f in found} == {"service"} and len(found) == 4
+    assert judged(found) == [("record-disagrees", "record", "h1")], found
+    assert "the record is wrong, not the fleet" in found[0]["message"], found
+
+
+def test_a_fleet_mixed_off_the_record_isolates_only_the_minority():
+    release = {"version": "2.1.0", "content": None, "ledger": "/l/r.jsonl"}
+    lb = {h: UP for h in HOSTS}
+    found = guard.faults(HOSTS, probes(h1="2.2.0", h2="2.2.0", h3="1.0.0", h4="2.2.0"), {}, [], lb, release)
+    assert judged(found) == [("not-uniform", "host", "h3")], found
+    tie = guard.faults(HOSTS, probes(h1="2.2.0", h2="2.2.0", h3="1.0.0", h4="1.0.0"), {}, [], lb, release)
+    assert {f["scope"] for f in tie} == {"service"}, tie
+
+
+def test_the_outcome_next_to_the_lock_wins_over_the_ledger_still_being_written(tmp_path):
+    lock = str(tmp_path / "release.lock")
+    directory = str(tmp_path / "ledger")
+    assert guard.expected_release(lock, directory) is None
+    (tmp_path / "release.lock.outcome").write_text(json.dumps(
+        {"run_id": "r2", "status": "succeeded", "serving": "2.2.0", "finished": "now"}))
+    found = guard.expected_release(lock, directory)
+    assert found["version"] == "2.2.0" and "run r2 (succeeded" in found["source"], found
+    (tmp_path / "release.lock.outcome").write_text(json.dumps({"run_id": "r3", "status": "failed", "serving": None}))
+    assert guard.expected_release(lock, directory) is None  # unknown: the majority decides
 
 
 def test_a_threshold_breach_names_its_host():

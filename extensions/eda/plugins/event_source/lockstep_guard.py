@@ -29,6 +29,7 @@ Options (each also read from an environment variable, for ``make guard`` and the
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -91,6 +92,63 @@ def last_release(directory, cache=None):
     return None
 
 
+def read_outcome(lock_path):
+    """The outcome the last run that held the lock wrote next to it before freeing it (``lockstep.release.lock``
+    with ``outcome``), or None."""
+    try:
+        with open(lock_path + ".outcome") as f:
+            out = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
+def expected_release(lock_path, directory, cache=None):
+    """What every serving host must run now: ``{"version", "content", "ledger", "source"}`` or None (unknown).
+
+    The outcome next to the lock comes first: it is on disk before the lock is free, while the run's ledger is
+    still being finished. Without one (no run has freed the lock since), the ledger's last successful release.
+    """
+    cache = {} if cache is None else cache
+    outcome = read_outcome(lock_path) if lock_path else None
+    if outcome is None:
+        return last_release(directory, cache)
+    version = outcome.get("serving")
+    if not version:
+        return None
+    return {"version": version, "content": _content_of(directory, version, cache), "ledger": None,
+            "source": "run %s (%s, %s)" % (outcome.get("run_id"), outcome.get("status"), outcome.get("finished"))}
+
+
+def _content_of(directory, version, cache):
+    """The active release's tree hash the hosts reported for ``version`` in the newest ledger that has one."""
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(ledger.LEDGER_SUFFIX))
+    except OSError:
+        return None
+    for name in reversed(names):
+        path = os.path.join(directory, name)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            continue
+        key = ("content", path)
+        if cache.get(key, (None,))[0] != mtime:
+            contents = {}
+            try:
+                for r in ledger.read_records(path):
+                    state = r.get("state") or {} if r.get("event") == "host_state" else {}
+                    if state.get("active_version") and state.get("active_content_sha256"):
+                        contents.setdefault(state["active_version"], set()).add(state["active_content_sha256"])
+            except (OSError, ValueError):
+                contents = {}
+            cache[key] = (mtime, contents)
+        found = cache[key][1].get(version)
+        if found:
+            return next(iter(found)) if len(found) == 1 else None
+    return None
+
+
 def _release_of(records, path):
     finished = [r for r in records if r.get("event") == "release_finished"]
     if not finished or finished[-1].get("status") != "succeeded" or not finished[-1].get("version_after"):
@@ -107,30 +165,51 @@ def faults(hosts, probes, metrics, thresholds, lb_servers, release=None):
 
     ``probes``: ``{host: probe}`` (``plugin_utils.audit.probe``); ``metrics``: ``{host: (totals, error)}``;
     ``lb_servers``: ``{server: {"serving", "addr", ...}}`` or None when HAProxy could not be read (then every
-    host counts as serving); ``release``: ``last_release()``.
+    host counts as serving); ``release``: ``expected_release()``.
+
+    A version verdict never takes a uniform fleet out: when every serving host agrees with every other and not
+    with the record, the record is what is wrong (``record-disagrees``, scope ``record``: said, acted on by
+    nothing). A host is isolated only when it disagrees with serving hosts that remain.
     """
     serving = [h for h in hosts if lb_servers is None or (lb_servers.get(h) or {}).get("serving")]
     found = []
     answering = {h: probes[h] for h in serving if (probes.get(h) or {}).get("reachable")}
+    notes = []
+
+    def seen(p):
+        return (p.get("version"), p.get("content_sha256"))
+
+    uniform = len({seen(p) for p in answering.values()}) <= 1
+    majority = True
     if release:
-        expected, why = release["version"], "the last successful release (%s) put %s there" % (
-            os.path.basename(release["ledger"]), release["version"])
-        for host, p in answering.items():
+        why = "%s put %s there" % (release.get("source") or "the last successful release (%s)" % (
+            os.path.basename(release.get("ledger") or "?")), release["version"])
+        expected = release["version"]
+
+        def wrong(p):
             if p.get("version") != expected:
-                found.append(("not-released", host, "%s serves %s (pid %s, from %s); %s" % (
-                    host, p.get("version"), p.get("pid"), p.get("directory"), why)))
-            elif release.get("content") and p.get("content_sha256") and p["content_sha256"] != release["content"]:
-                found.append(("not-released", host, "%s serves content %s of %s; %s with content %s" % (
-                    host, p["content_sha256"][:12], expected, why, release["content"][:12])))
-        majority = True
+                return "serves %s (pid %s, from %s)" % (p.get("version"), p.get("pid"), p.get("directory"))
+            if release.get("content") and p.get("content_sha256") and p["content_sha256"] != release["content"]:
+                return "serves content %s of %s (the release's is %s)" % (
+                    p["content_sha256"][:12], expected, release["content"][:12])
+            return None
+
+        bad = {h: wrong(p) for h, p in answering.items() if wrong(p)}
+        if bad and uniform:
+            # Every serving host agrees with every other: taking them out would be an outage of our own making.
+            first = sorted(answering)[0]
+            notes.append({"fault": "record-disagrees", "scope": "record", "host": first, "message":
+                          "every serving host (%s) %s, and agree with each other; %s: the record is wrong, not "
+                          "the fleet (nothing is taken out; check the ledger and the lock's outcome)" % (
+                              ", ".join(sorted(answering)), bad[first], why)})
+        elif bad and len(bad) < len(answering):
+            for host, what in sorted(bad.items()):
+                found.append(("not-released", host, "%s %s; %s" % (host, what, why)))
+        elif bad:
+            # Nothing serving agrees with the record and the hosts disagree among themselves: the majority.
+            majority = _not_uniform(answering, found)
     else:
-        counted = Counter(p.get("version") for p in answering.values())
-        top = counted.most_common(2)
-        majority = not top or len(top) == 1 or top[0][1] > top[1][1]
-        for host, p in answering.items():
-            if top and p.get("version") != top[0][0]:
-                found.append(("not-uniform", host, "%s serves %s, the rest of the fleet %s (%s)" % (
-                    host, p.get("version"), top[0][0], ", ".join("%s on %s" % (n, v) for v, n in top))))
+        majority = _not_uniform(answering, found)
     for host in serving:
         totals, error = metrics.get(host) or (None, "not scraped")
         if error:
@@ -139,7 +218,7 @@ def faults(hosts, probes, metrics, thresholds, lb_servers, release=None):
             breach = evaluate(t, totals)
             if breach:
                 found.append(("threshold", host, "%s: %s" % (host, breach)))
-    out = []
+    out = notes
     for name, srv in sorted((lb_servers or {}).items()):
         if name not in hosts and srv.get("serving"):
             out.append({"fault": "unknown-backend", "scope": "service", "host": name, "message":
@@ -152,6 +231,18 @@ def faults(hosts, probes, metrics, thresholds, lb_servers, release=None):
                     isolable else "%s (cannot be isolated: %s)" % (msg, "no majority" if not majority else
                                                                    "no healthy serving host would be left")})
     return out
+
+
+def _not_uniform(answering, found):
+    """The hosts off the fleet's majority version, appended to ``found``; whether there is a strict majority."""
+    counted = Counter(p.get("version") for p in answering.values())
+    top = counted.most_common(2)
+    majority = not top or len(top) == 1 or top[0][1] > top[1][1]
+    for host, p in sorted(answering.items()):
+        if top and p.get("version") != top[0][0]:
+            found.append(("not-uniform", host, "%s serves %s, the rest of the fleet %s (%s)" % (
+                host, p.get("version"), top[0][0], ", ".join("%s on %s" % (n, v) for v, n in top))))
+    return majority
 
 
 class Guard:
@@ -180,6 +271,27 @@ class Guard:
         self.backend = inv.var("lockstep_haproxy_backend", group=group) or group
         self.lock_path = os.path.normpath(inv.var("lockstep_lock_path", group=group) or "")
         self._ledger_cache = {}
+        self._said = set()
+        self._writer = None
+
+    def record_problem(self, fault):
+        """A fault of the record, not of the fleet: printed and written to the guard's own ledger once per key
+        (``<ledger_dir>/guard/``), never put on the queue: no rule may act on it."""
+        key = (fault["message"].split(";")[0], fault["expected"])
+        if key in self._said:
+            return
+        self._said.add(key)
+        print("lockstep guard: RECORD PROBLEM %s: %s" % (fault["fault"], fault["message"]), flush=True)
+        try:
+            if self._writer is None:
+                directory = os.path.join(self.ledger_dir, "guard")
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                self._writer = ledger.LedgerWriter(os.path.join(directory, "%s-guard-%d%s" % (
+                    time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), os.getpid(), ledger.LEDGER_SUFFIX)))
+            self._writer.append({"event": "guard_fault", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                 **{k: fault.get(k) for k in ("fault", "scope", "host", "message", "expected")}})
+        except OSError as e:
+            print("lockstep guard: cannot write its ledger (%s)" % e, flush=True)
 
     def lock(self):
         return _read_lock(self.lock_path) if self.lock_path else None
@@ -201,12 +313,15 @@ class Guard:
         except haproxy_api.HAProxyError as e:
             print("lockstep guard: HAProxy not readable (%s): every host counts as serving" % e, flush=True)
             lb = None
-        release = last_release(self.ledger_dir, self._ledger_cache)
+        release = expected_release(self.lock_path, self.ledger_dir, self._ledger_cache)
         events = []
         for f in faults(self.hosts, probes, metrics, self.thresholds, lb, release):
             f.update(key="%s:%s:%s" % (f["fault"], f["host"], (probes.get(f["host"]) or {}).get("pid")),
                      lock_path=self.lock_path, observed=time.time(),
                      expected=(release or {}).get("version"), inventory=self.inventory)
+            if f["scope"] == "record":
+                self.record_problem(f)
+                continue
             event = {"lockstep_guard": f}
             if f["scope"] == "host":
                 event["meta"] = {"hosts": f["host"]}
