@@ -160,7 +160,7 @@ def previous_release(hostvars, hosts, name="__lockstep_rollback_state"):
     return max(older, key=version_key) if older else None
 
 
-def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=()):
+def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=(), dead=()):
     """Per host ``{"before", "after", "phase", "result"}`` for the ledger, the summary and AWX: the version before
     (preflight state), the version its process reports now (final census), the last phase that changed it, and
     what happened to it."""
@@ -172,6 +172,9 @@ def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=()):
         after = ((census or {}).get(h) or {}).get("reported_version")
         if h in excluded:
             phase, result = "preflight", "excluded"
+        elif h in dead:
+            # Not lockstep's doing: a host it never changed that does not serve what it did before.
+            phase, result = "census", "found_dead_drained" if h in killed else "found_dead"
         elif h in killed:
             phase, result = "rollback", "drained"
         elif h in rolled:

@@ -18,6 +18,11 @@ def test_first_release_onto_a_bare_fleet(fleet, tmp_path):
     assert run.rc == 0, run
     assert run.status == "succeeded", run
     assert_whole_fleet_on(fleet, "1.0.0")
+    # The hosts had nothing before: the summary, the ledger's last record and set_stats all say so.
+    finished = run.records[-1]
+    assert finished["event"] == "release_finished" and finished["version_before"] is None, finished
+    assert {h["before"] for h in finished["hosts"].values()} == {None}, finished["hosts"]
+    assert "LOCKSTEP RELEASE SUMMARY: status succeeded, version - -> 1.0.0" in run.out, run
 
 
 def test_clean_release_on_8_hosts_keeps_the_old_release_and_is_idempotent(fleet, tmp_path):
