@@ -9,7 +9,7 @@ import time
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
-from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, hide, request
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, hide, request, safe_url
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 
@@ -33,16 +33,17 @@ def check_step(step, timeout):
     resp = request(step["url"], method=step.get("method", "GET"), body=step.get("body"), timeout=timeout,
                    headers=step.get("headers"))
     want = int(step.get("status", 200))
+    url = safe_url(step["url"])  # as messages quote it: no password, no query value
     if resp.status != want:
-        return "%s %s: %s, expected HTTP %d" % (step.get("method", "GET"), step["url"], resp.describe(), want)
+        return "%s %s: %s, expected HTTP %d" % (step.get("method", "GET"), url, resp.describe(), want)
     if step.get("body_contains") and step["body_contains"] not in resp.body:
-        return "%s: body lacks %r" % (step["url"], step["body_contains"])
+        return "%s: body lacks %r" % (url, step["body_contains"])
     if step.get("json"):
         data = resp.json()
         for key, value in step["json"].items():
             got = data.get(key) if isinstance(data, dict) else None
             if got != value and str(got) != str(value):
-                return "%s: %s is %r, expected %r" % (step["url"], key, got, value)
+                return "%s: %s is %r, expected %r" % (url, key, got, value)
     return None
 
 

@@ -14,7 +14,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
-from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request, safe_url
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 try:
@@ -33,7 +33,7 @@ def scrape(url):
             for sample in family.samples:
                 totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
     except ValueError as e:
-        return None, "unparseable metrics at %s: %s" % (url, e)
+        return None, "unparseable metrics at %s: %s" % (safe_url(url), e)
     return totals, None
 
 

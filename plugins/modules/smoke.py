@@ -30,6 +30,13 @@ options:
         values are never echoed in the result or its messages (also when the service echoes them back, and when
         one is invalid); the ledger callback scrubs vault-encrypted values and values of secret-named variables
         from everything it records.
+      - Credentials stay with the host they are meant for. Redirects are followed, but to another scheme, host or
+        port none of the check's C(headers) goes (all of them, whatever their names), nor the URL's credentials;
+        once dropped they stay dropped for the rest of the redirects. A redirect to the same origin keeps them.
+      - A user and password in a C(url) (C(https://user:pw@host/...)) are sent as HTTP basic authentication (a
+        C(headers) C(Authorization) wins) and follow the same rule. A URL is never quoted with its password or its
+        query values - C(?token=abc) is written C(?token=********) in every message and result (and so in the
+        ledger and the summary). A token in the path itself is not recognised; put it in a header.
       - An explicit retry policy per check, C(retries) (default 0, strict) and C(delay) (seconds, default 1), for a
         dependency that may fail transiently. Retries re-run every step, so give them to idempotent checks. A check
         that passes only on retry passes, and the gate's message and C(retried) say so (the ledger records it).

@@ -22,6 +22,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     is_secret_name,
     scrub,
 )
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import safe_text
 
 try:  # ansible-core 2.19 data tagging (internal API; absent before 2.19)
     from ansible._internal._datatag._tags import Origin, VaultedValue
@@ -200,20 +201,23 @@ def action_secrets(task_vars):
 
 
 def scrub_text(result, secrets):
-    """``result`` with every secret replaced in every string, at any depth, except under DATA_KEYS."""
-    if not secrets:
-        return result
+    """``result`` with every secret replaced in every string, at any depth, except under DATA_KEYS; in those strings
+    the password and the query values of any URL too, secret-named or not (``http.safe_text``: a token in a URL
+    need not be a variable of the run)."""
     if isinstance(result, dict):
         return {k: v if k in DATA_KEYS else scrub_text(v, secrets) for k, v in result.items()}
     if isinstance(result, (list, tuple)):
         return [scrub_text(v, secrets) for v in result]
-    return scrub(result, secrets) if isinstance(result, str) else result
+    if isinstance(result, str):
+        return safe_text(scrub(result, secrets) if secrets else result)
+    return result
 
 
 def scrubbed(run):
     """Decorates an action plugin's ``run``: its result leaves with no secret of the run in a message, URL or
-    command, so neither Ansible's own output (a failed task prints its result) nor a ``fail`` task quoting the
-    message can show one. The ledger callback scrubs what it records on its own."""
+    command, nor any URL's password or query values, so neither Ansible's own output (a failed task prints its
+    result) nor a ``fail`` task quoting the message can show one. The ledger callback scrubs what it records on its
+    own."""
 
     @functools.wraps(run)
     def wrapper(self, tmp=None, task_vars=None):
