@@ -23,6 +23,7 @@ from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import valid_version
 from ansible_collections.lockstep.release.plugins.plugin_utils.flags import disagreement
+from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, batches, serial_list
 
@@ -129,6 +130,9 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)
         version = a["version"]
+        refused = selection_problem()
+        if refused:
+            return self.fail(refused.replace("refused before touching any host: ", "", 1))
         unknown = unknown_variables(load_extra_vars(self._loader))
         if unknown:
             return self.fail("unknown variable(s): %s" % ", ".join(unknown))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from ansible import context
 from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.action import ActionBase
 
@@ -14,6 +15,27 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import ac
 # ssh's own words when it never got a session: the module cannot have run. Anything else (a session that closed,
 # a broken pipe, a timeout) may have come after the module started changing the host.
 NEVER_CONNECTED = re.compile(r"connect to host \S+ port \d+: |Could not resolve hostname|Host key verification failed")
+
+
+def selection_problem():
+    """Why this ansible-playbook run may not change a host, or None: a task selection (``--tags``,
+    ``--skip-tags``, ``--start-at-task``, ``--step``; AWX's job tags too) leaves out lockstep's gates and
+    rollback while the tasks it keeps still switch hosts, and a run whose tasks all skip would report success."""
+    args = context.CLIARGS
+    used = []
+    tags = [t for t in (args.get("tags") or ()) if t != "all"]
+    if tags:
+        used.append("--tags %s" % ",".join(tags))
+    if args.get("skip_tags"):
+        used.append("--skip-tags %s" % ",".join(args["skip_tags"]))
+    if args.get("start_at_task"):
+        used.append("--start-at-task %r" % args["start_at_task"])
+    if args.get("step"):
+        used.append("--step")
+    if not used:
+        return None
+    return ("refused before touching any host: %s would run part of the release without its gates and rollback; "
+            "lockstep runs every task of its playbooks (selection)" % " ".join(used))
 
 
 class GuardedAction(ActionBase):
@@ -26,6 +48,9 @@ class GuardedAction(ActionBase):
     """
 
     def run_guarded(self, module_args, task_vars, module_name=None):
+        refused = selection_problem()
+        if refused:
+            return dict(failed=True, changed=False, msg=refused, lockstep_check="selection")
         try:
             result = self._execute_module(module_name=module_name or self._task.action, module_args=module_args,
                                           task_vars=task_vars)

@@ -76,3 +76,19 @@ def test_a_halt_under_fatal_error_settings_still_rolls_every_host_back(fleet, tm
     assert run.rc != 0, run
     assert run.status == "rolled_back", run
     assert_whole_fleet_on(fleet, "1.0.0")
+
+
+@pytest.mark.parametrize("selection", [["--tags", "deploy"], ["--skip-tags", "always"], ["--skip-tags", "smoke"],
+                                       ["--start-at-task", "Preflight | take the fleet's release lock"]])
+def test_a_task_selection_is_refused_never_a_silent_success(fleet, tmp_path, selection):
+    fleet.up(hosts=2, version="1.0.0")
+    before = pids(fleet)
+    run = run_playbook(tmp_path, release_cmd("2.1.0") + selection)
+    assert run.rc != 0, run
+    assert run.status == "refused", run
+    finished = run.records[-1]
+    assert finished["halted_by"]["gate"] == "input", finished
+    assert "would run part of the release without its gates" in finished["halted_by"]["message"], finished
+    assert pids(fleet) == before
+    assert_whole_fleet_on(fleet, "1.0.0")
+    assert not os.path.exists(os.path.join(fleet.dir, "lockstep-release.lock")), "the lock was left behind"
