@@ -31,6 +31,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     seal,
     state_version,
 )
+from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
     Collector,
     _encrypted_plaintext,
@@ -50,7 +51,7 @@ NO_LOG_MESSAGE = "output hidden (no_log)"
 ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec"})
 KEY_VAR = "lockstep_ledger_key"  # the extra var that can carry the ledger's key (vault-encrypted)
 STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
-               "lockstep_hosts")
+               "lockstep_hosts", "lockstep_found_dead")
 
 DOCUMENTATION = r"""
 name: ledger
@@ -554,6 +555,15 @@ class CallbackModule(CallbackBase):
     # --- playbook events -----------------------------------------------------------------------------------------
 
     def v2_playbook_on_start(self, playbook):
+        refused = selection_problem()
+        if refused and self._halted_by is None:
+            # lockstep's actions refuse to touch a host in such a run; the record says why, whatever else runs.
+            self._refused_input = True
+            self._halted_by = {"gate": "input", "host": "controller", "message": refused}
+            # roles/finish fails the run on it: a task selection may skip every task that would have.
+            os.environ["LOCKSTEP_SELECTION_REFUSED"] = refused
+        elif not refused:
+            os.environ.pop("LOCKSTEP_SELECTION_REFUSED", None)  # a run before it in the same process
         if self._writer is not None or self._broken:
             # a further playbook of the same ansible-playbook run: same release, same ledger
             self._finished = False
@@ -825,8 +835,9 @@ class CallbackModule(CallbackBase):
                 if isinstance(values, dict):
                     entry = hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
                     for key in ("before", "after", "phase", "result"):
-                        if values.get(key) not in (None, ""):
-                            entry[key] = values[key]
+                        # The playbook's word, None included: a bare host had nothing before.
+                        if key in values:
+                            entry[key] = values[key] if values[key] != "" else None
         return hosts
 
     def v2_playbook_on_stats(self, stats):
@@ -840,11 +851,14 @@ class CallbackModule(CallbackBase):
         status, source = self._status()
         hosts = self._final_hosts(stats)
         halted_by = self._reported.get("lockstep_halted_by") if "lockstep_halted_by" in self._reported \
-            else self._halted_by
+            and not os.environ.get("LOCKSTEP_SELECTION_REFUSED") else self._halted_by
         befores = sorted({str(h["before"]) for h in hosts.values() if h.get("before") is not None})
         afters = sorted({str(h["after"]) for h in hosts.values() if h.get("after") is not None})
-        version_before = self._reported.get("lockstep_version_before") or (", ".join(befores) or None)
-        version_after = self._reported.get("lockstep_version_after") or (", ".join(afters) or None)
+        # What the playbook reported wins, None included (a first release: nothing before, as set_stats says).
+        version_before = self._reported["lockstep_version_before"] if "lockstep_version_before" in self._reported \
+            else (", ".join(befores) or None)
+        version_after = self._reported["lockstep_version_after"] if "lockstep_version_after" in self._reported \
+            else (", ".join(afters) or None)
         consistent = True
         if status == "succeeded" and (sum((getattr(stats, "failures", {}) or {}).values())
                                       or sum((getattr(stats, "dark", {}) or {}).values())):
@@ -859,6 +873,7 @@ class CallbackModule(CallbackBase):
             "version_before": version_before,
             "version_after": version_after,
             "halted_by": halted_by,
+            "found_dead": self._reported.get("lockstep_found_dead") or [],
             "hosts": hosts,
             "failures": self._failures,
             "unreachable": self._unreachable,

@@ -10,15 +10,23 @@ previous record; ``GENESIS`` for the first), ``event`` and ``hash``. ``hash`` is
 JSON of the record without its ``hash`` key (sorted keys, no whitespace, UTF-8), so it covers ``seq`` and ``prev``:
 a deleted, reordered, inserted or edited line breaks the chain at that line.
 
+With a key (:func:`load_key`: ``$LOCKSTEP_LEDGER_KEY``, else the file ``$LOCKSTEP_LEDGER_KEY_FILE``), the chain is
+*keyed*: ``hash`` is the HMAC-SHA256 of the same bytes with that key, and the first record says so (``"mac":
+"hmac-sha256"``, never the key). Whoever can write the ledger but has no key cannot rewrite its history; with a
+key configured an unkeyed ledger fails (no downgrade), and a keyed ledger does not verify without the key.
+
 The chain alone cannot tell a ledger whose tail was cut off from a run that was killed. An *anchor* (a small JSON
 file outside the ledger directory, rewritten atomically after every append) holds the ledger's head (``seq`` and
 ``hash`` of its last record): :func:`check_anchor` reports a ledger with fewer records than its anchor as truncated.
+The anchor is looked up where the configuration says (:func:`anchor_dir`, :func:`anchor_path`), never where the
+ledger says: the path its first record names is information only.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -29,6 +37,10 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 ANCHOR_DIR_ENV = "LOCKSTEP_LEDGER_ANCHOR_DIR"
 DEFAULT_ANCHOR_DIR = os.path.join("~", ".local", "state", "lockstep", "anchors")
+KEY_ENV = "LOCKSTEP_LEDGER_KEY"
+KEY_FILE_ENV = "LOCKSTEP_LEDGER_KEY_FILE"
+MAC = "hmac-sha256"  # the ``mac`` of the first record of a keyed ledger
+MIN_KEY_LENGTH = 16  # bytes
 REDACTED = "********"
 LEDGER_SUFFIX = ".jsonl"
 # The last record of a finished ledger: a run's release_finished, or a one-record operator action (bin/lockstep lock
@@ -60,20 +72,55 @@ def canonical(record):
                       default=_json_default).encode("utf-8")
 
 
-def record_hash(record):
-    """sha256 hex digest of the canonical record without its ``hash`` key."""
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical(body)).hexdigest()
+def record_hash(record, key=None):
+    """Hex digest of the canonical record without its ``hash`` key: sha256, or HMAC-SHA256 with ``key`` (bytes)."""
+    body = canonical({k: v for k, v in record.items() if k != "hash"})
+    if key is not None:
+        return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return hashlib.sha256(body).hexdigest()
 
 
-def seal(record, seq, prev):
-    """Return a copy of ``record`` with ``seq``, ``prev`` and ``hash`` set."""
+def seal(record, seq, prev, key=None):
+    """Return a copy of ``record`` with ``seq``, ``prev`` and ``hash`` set; with ``key``, the first record (``seq``
+    0) says the chain is keyed (``mac``) and ``hash`` is an HMAC."""
     sealed = dict(plain(record))
     sealed["seq"] = seq
     sealed["prev"] = prev
     sealed.pop("hash", None)
-    sealed["hash"] = record_hash(sealed)
+    if seq == 0:
+        sealed.pop("mac", None)  # only the writer says whether the chain is keyed
+        if key is not None:
+            sealed["mac"] = MAC
+    sealed["hash"] = record_hash(sealed, key)
     return sealed
+
+
+def load_key(key=None, key_file=None):
+    """The ledger key (bytes): ``key`` (text) when set, else the content of the file ``key_file``, surrounding
+    whitespace stripped from either; None when neither is set (an unkeyed chain). Raises ValueError for an
+    unreadable key file or a key shorter than ``MIN_KEY_LENGTH`` bytes."""
+    if key:
+        data = (key.encode("utf-8") if isinstance(key, str) else bytes(key)).strip()
+        source = "the ledger key"
+    elif key_file:
+        try:
+            with open(os.path.expanduser(key_file), "rb") as f:
+                data = f.read().strip()
+        except OSError as ex:
+            raise ValueError(f"cannot read the ledger key file {key_file}: {ex.strerror or ex}") from ex
+        source = f"the ledger key in {key_file}"
+    else:
+        return None
+    if len(data) < MIN_KEY_LENGTH:
+        raise ValueError(f"{source} is shorter than {MIN_KEY_LENGTH} bytes")
+    return data
+
+
+def configured_key(environ=None):
+    """The key the environment configures (``$LOCKSTEP_LEDGER_KEY``, else the file ``$LOCKSTEP_LEDGER_KEY_FILE``),
+    or None; raises ValueError like :func:`load_key`."""
+    env = os.environ if environ is None else environ
+    return load_key(env.get(KEY_ENV), env.get(KEY_FILE_ENV))
 
 
 def line_of(record):
@@ -83,12 +130,20 @@ def line_of(record):
 
 class VerifyResult:
     """Outcome of :func:`verify`: ``ok``, ``records`` (count of good records), ``bad_seq`` / ``bad_line`` (1-based
-    line number) and ``reason`` of the first bad record, and ``complete`` (the last record is ``release_finished``)."""
+    line number) and ``reason`` of the first bad record, and ``complete`` (the last record is ``release_finished``).
+    ``mac`` is the chain's mode (``hmac-sha256`` for a keyed ledger, else None); ``no_key`` is set when a keyed
+    ledger could not be verified for want of a key, ``downgraded`` when an unkeyed ledger met a configured key."""
 
     def __init__(self, ok, records, bad_seq=None, bad_line=None, reason=None, complete=False, last_event=None,
-                 hashes=None, anchor=None):
+                 hashes=None, anchor=None, events=None, mac=None, no_key=False, downgraded=False):
         self.hashes = hashes or []  # hash of each good record, by seq
-        self.anchor = anchor  # the ``anchor`` key of the first record: where the run kept the ledger's head
+        self.events = events or []  # event of each good record, by seq
+        # the ``anchor`` key of the first record: where the run says it kept the ledger's head. Information only:
+        # never used to find the anchor (a forger would name his own).
+        self.anchor = anchor
+        self.mac = mac
+        self.no_key = no_key
+        self.downgraded = downgraded
         self.ok = ok
         self.records = records
         self.bad_seq = bad_seq
@@ -101,13 +156,19 @@ class VerifyResult:
         return f"VerifyResult({self.__dict__!r})"
 
 
-def verify_lines(lines):
-    """Check the chain of an iterable of raw lines (bytes or str). Returns a :class:`VerifyResult`."""
+def verify_lines(lines, key=None):
+    """Check the chain of an iterable of raw lines (bytes or str). Returns a :class:`VerifyResult`.
+
+    ``key`` (bytes, see :func:`load_key`) is the configured key: a keyed ledger (its first record's ``mac``) is
+    verified with it and fails without it; with a key, an unkeyed ledger fails (a keyed one rewritten without the
+    key)."""
     prev = GENESIS
     count = 0
     last_event = None
     hashes = []
+    events = []
     anchor = None
+    mac = None
     for lineno, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
             try:
@@ -130,24 +191,42 @@ def verify_lines(lines):
         if rec.get("prev") != prev:
             return VerifyResult(False, count, count, lineno,
                                 "prev hash does not match the previous record (record deleted, inserted or reordered)")
-        if rec.get("hash") != record_hash(rec):
-            return VerifyResult(False, count, count, lineno, "record hash does not match its content (record edited)")
-        prev = rec["hash"]
-        hashes.append(prev)
         if count == 0:
+            # The first record says whether the chain is keyed; its own MAC covers that word.
             anchor = rec.get("anchor")
+            mac = rec.get("mac")
+            if mac is not None and mac != MAC:
+                return VerifyResult(False, 0, 0, lineno, f"unknown chain mode mac={mac!r}", anchor=anchor, mac=mac)
+            if mac and key is None:
+                return VerifyResult(False, 0, 0, lineno, f"keyed ledger ({mac}): no key to verify its MAC (set "
+                                    f"${KEY_ENV} or ${KEY_FILE_ENV}, or give --key-file)", anchor=anchor, mac=mac,
+                                    no_key=True)
+            if not mac and key is not None:
+                return VerifyResult(False, 0, 0, lineno, "unkeyed ledger but a key is configured: a keyed ledger "
+                                    "rewritten without the key, or a ledger written without one (unset the key to "
+                                    "check it as a plain chain)", anchor=anchor, downgraded=True)
+        digest = rec.get("hash")
+        expected = record_hash(rec, key if mac else None)
+        if not isinstance(digest, str) or not hmac.compare_digest(digest.encode("utf-8"), expected.encode("ascii")):
+            what = "record MAC does not match its content (record edited or forged, or keyed with another key)" \
+                if mac else "record hash does not match its content (record edited)"
+            return VerifyResult(False, count, count, lineno, what, anchor=anchor, mac=mac)
+        prev = digest
+        hashes.append(prev)
+        events.append(rec.get("event"))
         last_event = rec.get("event")
         count += 1
     if count == 0:
         return VerifyResult(False, 0, 0, 1, "ledger is empty")
     return VerifyResult(True, count, complete=(last_event in COMPLETE_EVENTS), last_event=last_event, hashes=hashes,
-                        anchor=anchor)
+                        anchor=anchor, events=events, mac=mac)
 
 
-def verify(path):
-    """Verify the ledger at ``path``. Returns a :class:`VerifyResult` (``bad_seq`` is the first bad record)."""
+def verify(path, key=None):
+    """Verify the ledger at ``path`` (with ``key``, see :func:`verify_lines`). Returns a :class:`VerifyResult`
+    (``bad_seq`` is the first bad record)."""
     with open(path, "rb") as f:
-        return verify_lines(f.read().splitlines(keepends=True))
+        return verify_lines(f.read().splitlines(keepends=True), key=key)
 
 
 def read_records(path):
@@ -206,12 +285,14 @@ class LedgerWriter:
     0600.
 
     With ``anchor`` (a path outside the ledger's directory), the ledger's head is written there after every append
-    (:func:`write_anchor`); ``anchor_error`` holds the first error doing so (the ledger itself goes on)."""
+    (:func:`write_anchor`); ``anchor_error`` holds the first error doing so (the ledger itself goes on). With ``key``
+    (bytes, see :func:`load_key`) the chain is keyed (:func:`seal`)."""
 
-    def __init__(self, path, fsync=True, anchor=None, private_directory=True):
+    def __init__(self, path, fsync=True, anchor=None, private_directory=True, key=None):
         self.path = path
         self.seq = 0
         self.prev = GENESIS
+        self._key = key
         self._fsync = fsync
         self.anchor = anchor
         self.anchor_error = None
@@ -226,7 +307,7 @@ class LedgerWriter:
                 os.close(dfd)
 
     def append(self, record):
-        sealed = seal(record, self.seq, self.prev)
+        sealed = seal(record, self.seq, self.prev, self._key)
         data = line_of(sealed)
         end = os.lseek(self._fd, 0, os.SEEK_END)
         try:
@@ -311,13 +392,14 @@ def read_anchor(path):
 class AnchorResult:
     """Outcome of :func:`check_anchor`: ``state`` is ``anchored`` (the ledger ends at its anchor's head),
     ``behind`` (one record after the head: a run stopped between its ledger and anchor writes), ``unanchored`` (no
-    anchor was ever named or found: a cut tail is not detectable), or a failure: ``truncated``, ``diverged``,
-    ``extended``, ``missing``, ``unreadable``."""
+    anchor is expected and none was found: a cut tail is not detectable), or a failure: ``truncated``, ``diverged``,
+    ``extended``, ``missing``, ``unreadable``. ``path`` is the anchor looked at, ``recorded`` the path the ledger's
+    first record names (information only)."""
 
     OK_STATES = ("anchored", "behind", "unanchored")
 
-    def __init__(self, state, message, path=None):
-        self.state, self.message, self.path = state, message, path
+    def __init__(self, state, message, path=None, recorded=None):
+        self.state, self.message, self.path, self.recorded = state, message, path, recorded
 
     @property
     def ok(self):
@@ -328,41 +410,59 @@ class AnchorResult:
 
 
 def check_anchor(result, ledger_path, anchor=None, directory=None):
-    """Check a verified ledger (``result`` of :func:`verify`) against its anchor: ``anchor`` (a path) when given,
-    else the one its first record names, else the one ``directory`` (see :func:`anchor_dir`) would hold."""
-    named = anchor or (result.anchor if isinstance(result.anchor, str) else None)
-    path = named
+    """Check a verified ledger (``result`` of :func:`verify`) against its anchor: ``anchor`` (a path the operator
+    gives) when given, else the one the anchor directory (``directory``, see :func:`anchor_dir`) holds for
+    ``ledger_path``. Never the anchor the ledger names: a forged ledger would name a forged anchor.
+
+    No anchor is a failure (``missing``) when one is expected: ``anchor`` was given, the anchor directory exists
+    (anchors are kept on this controller), or the ledger says it was anchored. Otherwise it is ``unanchored``."""
+    base = anchor_dir(directory)
+    path = anchor or (anchor_path(base, ledger_path) if base else None)
+    recorded = result.anchor if isinstance(result.anchor, str) and result.anchor else None
+    note = ""
+    if recorded and recorded != path:
+        note = f" (the ledger names the anchor {recorded}: not used)"
     if path is None:
-        base = anchor_dir(directory)
-        path = anchor_path(base, ledger_path) if base else None
-    if path is None:
-        return AnchorResult("unanchored", "unanchored (anchoring off): a cut tail would not be detected")
+        return AnchorResult("unanchored", f"unanchored (anchoring off){note}: a cut tail would not be detected",
+                            recorded=recorded)
     try:
         data = read_anchor(path)
     except ValueError as ex:
-        return AnchorResult("unreadable", str(ex), path)
+        return AnchorResult("unreadable", str(ex), path, recorded)
     if data is None:
-        if named:
-            return AnchorResult("missing", f"anchor {path} named by the ledger is missing (removed, or the ledger "
-                                           "was moved: give its anchor with --anchor)", path)
+        if anchor:
+            return AnchorResult("missing", f"the anchor {path} given with --anchor does not exist", path, recorded)
+        if os.path.isdir(base):
+            return AnchorResult("missing", f"no anchor at {path}, yet anchors are kept in {base}: this ledger's was "
+                                           f"removed, or the ledger was moved or copied (give its anchor with "
+                                           f"--anchor), or written with anchoring off{note}", path, recorded)
+        if recorded:
+            return AnchorResult("missing", f"no anchor at {path} (no anchor directory {base}), but the ledger says it "
+                                           f"was anchored{note}: set the anchor directory "
+                                           f"(${ANCHOR_DIR_ENV}) or give its anchor with --anchor", path, recorded)
         return AnchorResult("unanchored", f"unanchored (no anchor at {path}): a cut tail would not be detected",
-                            path)
+                            path, recorded)
     seq, head = data["seq"], data["hash"]
     records = result.records
     if records <= seq:
         return AnchorResult("truncated", f"truncated: the anchor {path} holds record seq {seq} but the ledger ends "
                                          f"at seq {records - 1} ({seq + 1 - records} record(s) missing from its "
-                                         "tail)", path)
+                                         "tail)", path, recorded)
     if result.hashes[seq] != head:
         return AnchorResult("diverged", f"record seq {seq} differs from the anchor {path} (the ledger was rewritten "
-                                        "from that record or before)", path)
+                                        "from that record or before)", path, recorded)
     if records == seq + 1:
-        return AnchorResult("anchored", f"anchored at seq {seq}", path)
-    if records == seq + 2:
+        return AnchorResult("anchored", f"anchored at seq {seq}{note}", path, recorded)
+    finished = seq < len(result.events) and result.events[seq] in COMPLETE_EVENTS
+    if records == seq + 2 and not finished:
         return AnchorResult("behind", f"anchored at seq {seq}, one record after it (a run stopped between writing "
-                                      "the ledger and its anchor)", path)
+                                      f"the ledger and its anchor){note}", path, recorded)
+    if finished:
+        return AnchorResult("extended", f"{records - seq - 1} record(s) after the anchored head seq {seq} of {path}, "
+                                        f"a {result.events[seq]} that ended the ledger (nothing is written after it)",
+                            path, recorded)
     return AnchorResult("extended", f"{records - seq - 1} records after the anchored head seq {seq} of {path} (not "
-                                    "written by the run that kept the anchor)", path)
+                                    "written by the run that kept the anchor)", path, recorded)
 
 
 # --- secrets -----------------------------------------------------------------------------------------------------
@@ -476,6 +576,9 @@ def format_summary(summary):
         lines.append(line)
     else:
         lines.append("not halted by any gate")
+    if summary.get("found_dead"):
+        lines.append("found dead, not changed by this release (out of traffic where the load balancer confirmed "
+                     "it): {}".format(", ".join(str(h) for h in summary["found_dead"])))
     if summary.get("ledger"):
         lines.append("ledger: {}".format(summary["ledger"]))
     return "\n".join(lines)

@@ -189,7 +189,13 @@ def cmd_lock_break(args, root):
     name = "%s-lock-break-%d%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime()), os.getpid(), ledger.LEDGER_SUFFIX)
     ledger_path = os.path.join(directory, name)
     anchors = ledger.anchor_dir()
-    writer = ledger.LedgerWriter(ledger_path, anchor=ledger.anchor_path(anchors, ledger_path) if anchors else None)
+    try:
+        key = ledger.configured_key()  # keyed like the releases' ledgers ($LOCKSTEP_LEDGER_KEY[_FILE])
+    except ValueError as ex:
+        print("lockstep: %s: lock NOT broken" % ex, file=sys.stderr)
+        return 1
+    writer = ledger.LedgerWriter(ledger_path, anchor=ledger.anchor_path(anchors, ledger_path) if anchors else None,
+                                 key=key)
     try:
         writer.append({"event": "lock_broken", "ts": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
                        **({"anchor": writer.anchor} if writer.anchor else {}),

@@ -14,6 +14,15 @@ from _ledger_helpers import HALTED, env_for, ledger, lockstep, only_ledger, play
 pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet tests (tests/run_all.py)
 
 
+@pytest.fixture(autouse=True)
+def verify_configuration(tmp_path, monkeypatch):
+    """bin/lockstep ledger verify finds a ledger's anchor where the configuration says, never where the ledger says:
+    the anchor directory the test's runs use (``_ledger_helpers.env_for``), and no key."""
+    monkeypatch.setenv(ledger.ANCHOR_DIR_ENV, str(tmp_path / "anchors"))
+    monkeypatch.delenv(ledger.KEY_ENV, raising=False)
+    monkeypatch.delenv(ledger.KEY_FILE_ENV, raising=False)
+
+
 def test_sigkill_mid_release_leaves_a_valid_ledger(tmp_path):
     ledger_dir = tmp_path / "ledger"
     proc = subprocess.Popen(playbook_cmd("release.yml", dict(HALTED, pause_in="rollout")), cwd=tmp_path,

@@ -21,6 +21,15 @@ from junitparser import Failure, JUnitXml
 pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet tests (tests/run_all.py)
 
 
+@pytest.fixture(autouse=True)
+def verify_configuration(tmp_path, monkeypatch):
+    """bin/lockstep ledger verify finds a ledger's anchor where the configuration says, never where the ledger says:
+    the anchor directory the test's runs use (``_ledger_helpers.env_for``), and no key."""
+    monkeypatch.setenv(ledger.ANCHOR_DIR_ENV, str(tmp_path / "anchors"))
+    monkeypatch.delenv(ledger.KEY_ENV, raising=False)
+    monkeypatch.delenv(ledger.KEY_FILE_ENV, raising=False)
+
+
 def phases(recs, event="phase_enter"):
     return [r["phase"] for r in recs if r["event"] == event]
 

@@ -122,13 +122,16 @@ def test_inventory_secrets_are_absent_from_every_output(tmp_path):
     assert stat.S_IMODE(os.stat(lock_path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(lock_path.parent).st_mode) == 0o700
 
-    # the fallback is anchored: whole it verifies, cut it fails
-    verified = subprocess.run([LOCKSTEP, "ledger", "verify", fallback], capture_output=True, text=True, timeout=60)
+    # the fallback is anchored: whole it verifies, cut it fails (verify finds its anchor in the run's configured
+    # anchor directory, never where the ledger says)
+    verified = subprocess.run([LOCKSTEP, "ledger", "verify", fallback], capture_output=True, text=True, timeout=60,
+                              env=env)
     assert verified.returncode == 0 and "anchored at seq" in verified.stdout, verified
     lines = open(fallback).read().splitlines(keepends=True)
     with open(fallback, "w") as f:
         f.writelines(lines[:-2])
-    cut = subprocess.run([LOCKSTEP, "ledger", "verify", fallback], capture_output=True, text=True, timeout=60)
+    cut = subprocess.run([LOCKSTEP, "ledger", "verify", fallback], capture_output=True, text=True, timeout=60,
+                         env=env)
     assert cut.returncode == 1 and "truncated: " in cut.stderr, cut
     assert ledger.verify(fallback).ok  # the chain alone cannot tell
 
@@ -138,12 +141,13 @@ def test_a_release_ledger_cut_at_its_tail_fails_verify(tmp_path):
     proc, ledger_dir = run_playbook(tmp_path, extra_vars=SUCCEEDED)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     path = only_ledger(ledger_dir)
-    whole = subprocess.run([LOCKSTEP, "ledger", "verify", path], capture_output=True, text=True, timeout=60)
+    env = env_for(ledger_dir)  # the run's configuration: its anchor directory
+    whole = subprocess.run([LOCKSTEP, "ledger", "verify", path], capture_output=True, text=True, timeout=60, env=env)
     assert whole.returncode == 0, whole
     assert whole.stdout.rstrip().endswith(", chain intact, complete") and "anchored at seq" in whole.stdout
     lines = open(path).read().splitlines(keepends=True)
     with open(path, "w") as f:  # the tail cut just after a gate: a ledger that looks like a killed run
         f.writelines(lines[:len(lines) // 2])
-    cut = subprocess.run([LOCKSTEP, "ledger", "verify", path], capture_output=True, text=True, timeout=60)
+    cut = subprocess.run([LOCKSTEP, "ledger", "verify", path], capture_output=True, text=True, timeout=60, env=env)
     assert cut.returncode == 1, cut
     assert "BROKEN: truncated: the anchor " in cut.stderr and "record(s) missing from its tail" in cut.stderr, cut

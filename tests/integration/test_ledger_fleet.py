@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from release_helpers import REPO, assert_whole_fleet_on, fleet_versions, ledger, release, start_release
+from release_helpers import REPO, assert_whole_fleet_on, env, fleet_versions, ledger, release, start_release
 
 PHASES = ["preflight", "rollout", "verify", "smoke", "watch", "rollback", "finish"]
 
@@ -75,7 +75,7 @@ def test_ledger_of_a_clean_a_rolled_back_and_a_refused_release(fleet, tmp_path):
     assert len(files) == 3
     assert all(ledger.verify(str(f)).ok and ledger.verify(str(f)).complete for f in files)
     verify = subprocess.run([os.path.join(REPO, "bin", "lockstep"), "ledger", "verify", str(tmp_path / "ledger")],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env(tmp_path))
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -104,7 +104,7 @@ def test_sigkill_mid_wave_leaves_a_readable_ledger_whose_chain_verifies(fleet, t
     result = ledger.verify(str(path))
     assert result.ok and not result.complete, result
     out = subprocess.run([os.path.join(REPO, "bin", "lockstep"), "ledger", "verify", str(path)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env(tmp_path))
     assert out.returncode == 0 and "INCOMPLETE" in out.stdout, out.stdout + out.stderr
 
     # Tampering with the killed release's story is detected.
@@ -113,5 +113,5 @@ def test_sigkill_mid_wave_leaves_a_readable_ledger_whose_chain_verifies(fleet, t
     edited[2] = edited[2].replace('"preflight"', '"rollout"', 1) if '"preflight"' in edited[2] else edited[2] + " "
     tampered.write_text("\n".join(edited) + "\n")
     bad = subprocess.run([os.path.join(REPO, "bin", "lockstep"), "ledger", "verify", str(tampered)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env(tmp_path))
     assert bad.returncode != 0, bad.stdout

@@ -7,12 +7,23 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from ansible_collections.lockstep.release.plugins.module_utils import ledger
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOCKSTEP = os.path.join(REPO, "bin", "lockstep")
 EVENTS = [{"event": "release_started", "ts": "t0"}, {"event": "gate", "gate": "preflight", "passed": True},
           {"event": "wave", "index": 1}, {"event": "release_finished", "status": "succeeded"}]
+
+
+@pytest.fixture(autouse=True)
+def configuration(tmp_path, monkeypatch):
+    """The anchor directory these tests configure (verify finds anchors only there, never where a ledger says), no
+    key; bin/lockstep inherits both."""
+    monkeypatch.setenv(ledger.ANCHOR_DIR_ENV, str(tmp_path / "anchors"))
+    monkeypatch.delenv(ledger.KEY_ENV, raising=False)
+    monkeypatch.delenv(ledger.KEY_FILE_ENV, raising=False)
 
 
 def anchored_ledger(tmp_path, events=EVENTS):
@@ -77,7 +88,10 @@ def test_a_rewritten_ledger_diverges_and_a_removed_anchor_is_missing(tmp_path):
     os.unlink(anchor)
     assert ledger.check_anchor(ledger.verify(path), path).state == "missing"
     out = verify(path)
-    assert out.returncode == 1 and "named by the ledger is missing" in out.stderr, out
+    assert out.returncode == 1 and "BROKEN: no anchor at %s, yet anchors are kept in " % anchor in out.stderr, out
+    os.rmdir(os.path.dirname(anchor))  # no anchor directory at all: the ledger still says it was anchored
+    out = verify(path)
+    assert out.returncode == 1 and "but the ledger says it was anchored" in out.stderr, out
 
 
 def test_a_ledger_without_anchor_is_unanchored(tmp_path, monkeypatch):

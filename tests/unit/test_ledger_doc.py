@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OPTIONS = {"directory", "anchor_dir", "secret_patterns", "junit_file", "summary", "progress", "version_var",
-           "rollback_phase"}
+OPTIONS = {"directory", "anchor_dir", "key", "key_file", "secret_patterns", "junit_file", "summary", "progress",
+           "version_var", "rollback_phase"}
 
 
 def ansible_doc(*args):
@@ -30,3 +30,6 @@ def test_ansible_doc_lists_every_option():
     assert doc["options"]["directory"]["default"] == ".lockstep/ledger"
     for name, spec in doc["options"].items():
         assert spec.get("env") and spec.get("ini"), name
+    assert doc["options"]["key"]["env"] == [{"name": "LOCKSTEP_LEDGER_KEY"}]
+    assert doc["options"]["key_file"]["env"] == [{"name": "LOCKSTEP_LEDGER_KEY_FILE"}]
+    assert "default" not in doc["options"]["key"] or doc["options"]["key"]["default"] is None

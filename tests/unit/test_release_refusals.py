@@ -1,0 +1,53 @@
+"""Every input the plan refuses ends as a refusal (issue 17, item 3): the parts that need no fleet."""
+
+from __future__ import annotations
+
+import pytest
+from ansible import context
+from ansible.module_utils.common.collections import ImmutableDict
+from test_load_balancer_interface import FLEET, plan
+
+from ansible_collections.lockstep.release.plugins.filter.lockstep import serial
+from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
+
+
+def test_serial_is_the_plan_or_one_batch_when_the_plan_refuses_the_waves():
+    assert serial(1, ["25%", "100%"]) == [1, "25%", "100%"]
+    # ansible-core would crash on these in serial (exit 250, no status): one batch, whose tasks all skip.
+    for canary, waves in ((1, ["banana", "100%"]), (1, "banana"), ("x", ["100%"]), (1, []), (None, None)):
+        assert serial(canary, waves) == ["100%"], (canary, waves)
+
+
+def test_a_canary_of_the_whole_fleet_or_more_is_refused(run_play, tmp_path):
+    n = len(FLEET)
+    run_play(
+        (dict(plan(tmp_path, lb="none", canary=n + 1)), [
+            "out is failed", "'lockstep_canary %d is larger than the fleet' in out.msg" % (n + 1)]),
+        (dict(plan(tmp_path, lb="none", canary=n)), [
+            "out is failed", "'is all of the fleet' in out.msg"]),
+        (dict(plan(tmp_path, lb="none", canary=1)), ["out is not failed"]),
+    )
+
+
+@pytest.fixture
+def cli_args():
+    saved = context.CLIARGS
+
+    def use(**args):
+        context.CLIARGS = ImmutableDict(dict({"tags": ("all",), "skip_tags": (), "start_at_task": None,
+                                              "step": False}, **args))
+    yield use
+    context.CLIARGS = saved
+
+
+@pytest.mark.parametrize("args, named", [
+    ({"tags": ("deploy",)}, "--tags deploy"),
+    ({"skip_tags": ("smoke",)}, "--skip-tags smoke"),
+    ({"start_at_task": "Rollout | wave"}, "--start-at-task 'Rollout | wave'"),
+    ({"step": True}, "--step"),
+])
+def test_a_task_selection_is_refused(cli_args, args, named):
+    cli_args()
+    assert selection_problem() is None
+    cli_args(**args)
+    assert named in selection_problem() and "without its gates and rollback" in selection_problem()
