@@ -561,7 +561,7 @@ MUTATIONS = [
         'roles/rollout/tasks/main.yml',
         '  any_errors_fatal: false\n  ignore_errors: false\n  when: __lockstep_back',
         '  when: __lockstep_back',
-        'test_settings.py::test_a_halt_under_fatal_error_settings_still_rolls_every_host_back',
+        'test_settings.py::test_a_halt_under_error_settings_still_rolls_every_host_back_and_no_wave_runs_past_it',
     ),
     (
         "the run's outcome is readable before the lock is free",

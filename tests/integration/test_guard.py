@@ -129,9 +129,12 @@ def test_guard_under_a_clean_release_leaves_every_server_up_then_isolates_a_swap
     fleet.up(hosts=4, version="1.0.0")
     first = release(tmp_path, "2.1.0")
     assert first.status == "succeeded", first
+    # A run slow to finish after it freed the lock (here its after_release hook): the guard polls in between.
+    slow = tmp_path / "after_release.yml"
+    slow.write_text("- name: Test hook - slow to finish\n  ansible.builtin.pause:\n    seconds: 3\n")
     with GuardProcess(tmp_path, interval=1) as guard:
         guard.wait_for("lockstep guard: watching 4 hosts")
-        run = release(tmp_path, "2.2.0")
+        run = release(tmp_path, "2.2.0", extra={"lockstep_hooks": {"after_release": str(slow)}})
         assert run.status == "succeeded", run
         time.sleep(10)
         assert guard.proc.poll() is None, guard.out

@@ -60,22 +60,32 @@ def run_playbook(tmp_path, cmd, **environment):
     return Run(proc.returncode, proc.stdout + proc.stderr, records_in(tmp_path))
 
 
-@pytest.mark.parametrize("how", ["ANSIBLE_ANY_ERRORS_FATAL", "play keywords"])
-def test_a_halt_under_fatal_error_settings_still_rolls_every_host_back(fleet, tmp_path, how):
-    # Knight's mixed fleet under one common setting: h3's restart silently does nothing.
+@pytest.mark.parametrize("how", ["ANSIBLE_ANY_ERRORS_FATAL", "any_errors_fatal", "ignore_errors"])
+def test_a_halt_under_error_settings_still_rolls_every_host_back_and_no_wave_runs_past_it(fleet, tmp_path, how):
+    # Knight's mixed fleet under one common setting: one host's restart silently does nothing. In the last wave
+    # with others (any_errors_fatal would fail its batch-mates out of the rollback), or alone in the middle wave
+    # (ignore_errors would let the next wave start past the halt).
     fleet.up(hosts=4, version="1.0.0")
-    stale_pidfile(fleet, "h3")
-    cmd = release_cmd("2.1.0")
+    stale = "h2" if how == "ignore_errors" else "h3"
+    waves = [1, 1, "100%"] if how == "ignore_errors" else [1, "100%"]
+    stale_pidfile(fleet, stale)
+    before = pids(fleet)
+    cmd = release_cmd("2.1.0") + ["-e", json.dumps({"lockstep_waves": waves})]
     environment = {}
     if how == "ANSIBLE_ANY_ERRORS_FATAL":
         environment["ANSIBLE_ANY_ERRORS_FATAL"] = "True"
+    elif how == "any_errors_fatal":
+        cmd[3] = user_playbook(tmp_path, {"any_errors_fatal": True, "max_fail_percentage": 0,
+                                          "force_handlers": True})
     else:
-        cmd[3] = user_playbook(tmp_path, {"any_errors_fatal": True, "ignore_errors": True,
-                                          "max_fail_percentage": 0, "force_handlers": True})
-    run = run_playbook(tmp_path, cmd + ["-e", json.dumps({"lockstep_waves": [1, "100%"]})], **environment)
+        cmd[3] = user_playbook(tmp_path, {"ignore_errors": True})
+    run = run_playbook(tmp_path, cmd, **environment)
     assert run.rc != 0, run
     assert run.status == "rolled_back", run
     assert_whole_fleet_on(fleet, "1.0.0")
+    if how == "ignore_errors":
+        after = pids(fleet)
+        assert (after["h3"], after["h4"]) == (before["h3"], before["h4"]), "a wave ran past the halt"
 
 
 @pytest.mark.parametrize("selection", [["--tags", "deploy"], ["--skip-tags", "always"], ["--skip-tags", "smoke"],
