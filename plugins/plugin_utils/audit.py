@@ -16,7 +16,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import parse_version
-from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
+from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request, safe_url
 
 HEADERS = ("host", "running", "active", "content", "flags", "from_active", "lb", "verdict")
 
@@ -134,8 +134,8 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
         if service == "stopped":
             why = []
             if p.get("reachable"):
-                why.append("still answers on %s (version %s, pid %s)" % (urls.get(host), p.get("version"),
-                                                                         p.get("pid")))
+                why.append("still answers on %s (version %s, pid %s)" % (
+                    safe_url(urls.get(host)), p.get("version"), p.get("pid")))
             if host in errors:
                 why.append("stop failed: %s" % errors[host])
             if why:
@@ -294,3 +294,99 @@ def message(audit):
     what = "halt not confirmed on" if audit.get("service") == "stopped" else "fleet audit failed on"
     return "%s %s: %s" % (what, ", ".join(names), "; ".join("%s: %s" % (p["host"], p["message"])
                                                              for p in audit["problems"]))
+
+
+# --- what an audit proves: the AWX release workflow's kill switch (awx/controller.yml, awx/halt_proven.yml) ------
+
+# The release outcomes (lockstep_status) after which the release itself names the version every host must serve
+# (lockstep_version_after: the one it went back to). Any other outcome proves nothing about which version is
+# right: refused (nothing changed), failed (the census disagrees and no version is named as right), stopped (a
+# first release: there is no version to go back to), succeeded or partial, and no outcome at all (a job cancelled
+# or dead before it could report, possibly still holding the lock).
+PROOF_OUTCOMES = ("rolled_back", "rollback_failed")
+
+
+def _strict_majority(values):
+    """The value more hosts have than any other (None on a tie or when there is none)."""
+    top = Counter(v for v in values if v is not None).most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    return top[0][0]
+
+
+def proven_wrong(audit, outcome=None, expected=None, taken_out=(), lb="haproxy", release_hosts=None):
+    """Which hosts a fleet audit PROVES serve a version or content the fleet must not serve, and why the other
+    problems prove nothing. Pure: the AWX release workflow halts only the hosts it returns (never the service).
+
+    ``audit``: ``judge()``'s result (None when the audit did not conclude); ``outcome``, ``expected``,
+    ``taken_out`` and ``release_hosts``: the failed release's ``lockstep_status``, ``lockstep_version_after``,
+    ``lockstep_killed_hosts`` and ``lockstep_hosts`` (its AWX artifacts; a host's ``before`` is the version it ran
+    before the release, which a fleet allowed to start mixed goes back to); ``lb``: ``lockstep_lb`` ("none": every
+    answering host serves).
+
+    A host is proven wrong only when all of this holds: the release reported an outcome of ``PROOF_OUTCOMES`` and
+    named the version the fleet must serve; no release lock is held; the host's process answers, with another
+    version (nor the one it ran before the release), or with that version started from a release whose content
+    fails its manifest or differs from the rest of the fleet's; the load balancer sends the host traffic, or the
+    release itself took it out (an operator's MAINT or DRAIN is never touched); and a host is left serving that
+    version right. A held lock, MAINT/DRAIN, a host that does not answer, an unreadable load balancer, flags, kept
+    releases or addresses are never proof.
+
+    Returns ``{"hosts": {host: why}, "none_because": why or None, "not_proof": [{host, message}], "outcome",
+    "expected"}``; ``hosts`` is empty whenever ``none_because`` says why.
+    """
+    from ansible_collections.lockstep.release.plugins.module_utils.haproxy_api import serving
+
+    problems = list((audit or {}).get("problems") or [])
+    out = {"hosts": {}, "none_because": None, "not_proof": problems, "outcome": outcome, "expected": expected}
+
+    def nothing(why):
+        out["none_because"] = why
+        return out
+
+    if not audit or audit.get("service") != "running":
+        return nothing("the audit of the running fleet did not conclude: it proves nothing")
+    if outcome not in PROOF_OUTCOMES:
+        return nothing("the release reported %s: only %s name the version every host must serve" % (
+            "no outcome (cancelled, or ended before it could report)" if not outcome else outcome,
+            " or ".join(PROOF_OUTCOMES)))
+    if not expected:
+        return nothing("the release named no version the fleet must serve (lockstep_version_after)")
+    if audit.get("lock"):
+        return nothing("a release lock is held (%s): the fleet belongs to that run, or to the one cut short, and "
+                       "nothing is proof until an operator clears it" % (audit["lock"].get("holder") or "?"))
+    lb_status = audit.get("lb") or {}
+    taken_out = set(taken_out or ())
+
+    def in_traffic(host):
+        if lb == "none":
+            return True
+        status = lb_status.get(host)  # none when the load balancer could not be read: then nobody is known to serve
+        return bool(status) and serving(str(status))
+
+    answering = {h: r for h, r in (audit.get("hosts") or {}).items() if r.get("running") is not None}
+    content = _strict_majority([r.get("content") for r in answering.values() if r.get("running") == expected
+                                and r.get("active") == expected and r.get("from_active") and r.get("active_valid")])
+    proven = {}
+    for host, r in sorted(answering.items()):
+        if not (in_traffic(host) or host in taken_out):
+            continue  # out of traffic by someone else's hand (MAINT, DRAIN, down, not in the backend)
+        own = ((release_hosts or {}).get(host) or {}).get("before")
+        if r["running"] != expected and r["running"] != own:
+            proven[host] = "serves %s (pid %s); the %s release left the fleet on %s" % (
+                r["running"], r.get("pid"), outcome, expected)
+        elif r.get("from_active") and r.get("active") == expected:
+            if r.get("active_valid") is False:
+                proven[host] = "serves %s from a release whose content does not match its manifest" % expected
+            elif content is not None and r.get("content") and r["content"] != content:
+                proven[host] = "serves %s with content %s, the rest of the fleet %s" % (
+                    expected, str(r["content"])[:12], content[:12])
+    right = [h for h, r in answering.items() if h not in proven and r["running"] == expected and in_traffic(h)]
+    if proven and not right:
+        return nothing("taking out %s would leave no host serving %s: the whole service is a person's decision" % (
+            ", ".join(sorted(proven)), expected))
+    if not proven:
+        return nothing("no host serves a version or content other than %s" % expected)
+    out["hosts"] = proven
+    out["not_proof"] = [p for p in problems if p["host"] not in proven]
+    return out

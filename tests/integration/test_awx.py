@@ -54,7 +54,7 @@ def test_every_job_template_is_valid_for_awx_awx_job_template():
               "inventory": CONTROLLER["lockstep_awx_inventory"], "credentials": [CONTROLLER["lockstep_awx_credential"]],
               "execution_environment": "lockstep-ee"}
     assert set(TEMPLATES) == {"lockstep release", "lockstep partial release", "lockstep rollback", "lockstep verify",
-                              "lockstep halt"}
+                              "lockstep halt", "lockstep halt proven hosts"}
     for template in TEMPLATES.values():
         validate("awx.awx.job_template", dict(shared, **template))
         assert os.path.isfile(os.path.join(REPO, template["playbook"])), template["playbook"]
@@ -101,7 +101,7 @@ def test_survey_questions_are_valid_and_set_variables_lockstep_reads(name):
         assert "lockstep_version" in variables
 
 
-def test_the_workflow_is_release_then_verify_and_halt_when_the_audit_fails():
+def test_the_workflow_is_release_then_verify_and_halt_only_proven_hosts():
     validate("awx.awx.workflow_job_template", dict(WORKFLOW, organization="Default", inventory="lockstep fleet",
                                                    destroy_current_nodes=True))
     nodes = {n["identifier"]: n for n in WORKFLOW["workflow_nodes"]}
@@ -123,9 +123,11 @@ def test_the_workflow_is_release_then_verify_and_halt_when_the_audit_fails():
     [(ok_verify, ok_name)] = next_of("release", "success")
     [(bad_verify, bad_name)] = next_of("release", "failure")
     assert ok_name == bad_name == "lockstep verify"
-    assert next_of(bad_verify, "failure") == [("halt", "lockstep halt")]
+    # Never the operator's halt (no host list means every host): only the hosts the audit proved wrong.
+    assert next_of(bad_verify, "failure") == [("halt proven hosts", "lockstep halt proven hosts")]
+    assert "lockstep halt" not in {n["unified_job_template"]["name"] for n in nodes.values()}
     assert next_of(bad_verify, "success") == [] and next_of(ok_verify, "failure") == []  # nothing more to do
-    assert not nodes["halt"].get("related")
+    assert not nodes["halt proven hosts"].get("related")
 
 
 # --- jobs through ansible-runner, as AWX runs them ---------------------------------------------------------------
