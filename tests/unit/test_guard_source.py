@@ -79,7 +79,7 @@ def test_a_fleet_mixed_off_the_record_isolates_only_the_minority():
     release = {"version": "2.1.0", "content": None, "ledger": "/l/r.jsonl"}
     lb = {h: UP for h in HOSTS}
     found = guard.faults(HOSTS, probes(h1="2.2.0", h2="2.2.0", h3="1.0.0", h4="2.2.0"), {}, [], lb, release)
-    assert judged(found) == [("not-uniform", "host", "h3")], found
+    assert judged(found) == [("not-uniform", "host", "h3"), ("record-disagrees", "record", "h1")], found
     tie = guard.faults(HOSTS, probes(h1="2.2.0", h2="2.2.0", h3="1.0.0", h4="1.0.0"), {}, [], lb, release)
     assert {f["scope"] for f in tie} == {"service"}, tie
 
@@ -157,3 +157,19 @@ def test_a_poll_finds_the_odd_host_and_says_nothing_while_a_release_holds_the_lo
     lock.write_text(json.dumps({"run_id": "r1", "version": "2.1.0"}))
     held, events = g.poll()
     assert held["run_id"] == "r1" and events == []
+
+
+def test_when_the_record_is_wrong_a_host_that_agrees_with_it_is_the_odd_one_out():
+    # The newest release's record lost: the record says 2.1.0, the fleet runs 2.2.0 and one host was swapped to
+    # 2.1.0. The host off the fleet is isolated, never the three that agree with each other.
+    release = {"version": "2.1.0", "content": None, "ledger": "/l/r.jsonl"}
+    found = guard.faults(HOSTS, probes(h1="2.2.0", h2="2.1.0", h3="2.2.0", h4="2.2.0"), {}, [],
+                         {h: UP for h in HOSTS}, release)
+    assert judged(found) == [("not-uniform", "host", "h2"), ("record-disagrees", "record", "h1")], found
+
+
+def test_without_a_majority_the_record_tells_right_from_wrong():
+    release = {"version": "2.1.0", "content": None, "ledger": "/l/r.jsonl"}
+    found = guard.faults(HOSTS, probes(h1="2.1.0", h2="1.0.0", h3="2.1.0", h4="1.0.0"), {}, [],
+                         {h: UP for h in HOSTS}, release)
+    assert judged(found) == [("not-released", "host", "h2"), ("not-released", "host", "h4")], found

@@ -195,19 +195,30 @@ def faults(hosts, probes, metrics, thresholds, lb_servers, release=None):
             return None
 
         bad = {h: wrong(p) for h, p in answering.items() if wrong(p)}
-        if bad and uniform:
-            # Every serving host agrees with every other: taking them out would be an outage of our own making.
-            first = sorted(answering)[0]
-            notes.append({"fault": "record-disagrees", "scope": "record", "host": first, "message":
-                          "every serving host (%s) %s, and agree with each other; %s: the record is wrong, not "
-                          "the fleet (nothing is taken out; check the ledger and the lock's outcome)" % (
-                              ", ".join(sorted(answering)), bad[first], why)})
+        top = Counter(seen(p) for p in answering.values()).most_common(2)
+        # The first host of a strict majority of the serving hosts (all of them when uniform), or None.
+        leader = next((h for h in sorted(answering) if seen(answering[h]) == top[0][0]), None) if top and (
+            len(top) == 1 or top[0][1] > top[1][1]) else None
+        strict = leader is not None
+        if bad and leader in bad:
+            # Every serving host, or a strict majority of them, agrees on what the record says they must not
+            # run: the record is what is wrong. Taking them out would be an outage of our own making.
+            agree = sorted(h for h in answering if seen(answering[h]) == top[0][0])
+            notes.append({"fault": "record-disagrees", "scope": "record", "host": leader, "message":
+                          "%s serving host(s) (%s) %s, and agree with each other; %s: the record is wrong, not the "
+                          "fleet (nothing is taken out for it; check the ledger and the lock's outcome)" % (
+                              "every" if uniform else "most", ", ".join(agree), bad[leader], why)})
+            # Those off that majority disagree with the rest of a healthy fleet.
+            majority = _not_uniform(answering, found, key=seen)
+        elif bad and strict:
+            for host, what in sorted(bad.items()):
+                found.append(("not-released", host, "%s %s; %s" % (host, what, why)))
         elif bad and len(bad) < len(answering):
+            # No majority: the record tells right from wrong.
             for host, what in sorted(bad.items()):
                 found.append(("not-released", host, "%s %s; %s" % (host, what, why)))
         elif bad:
-            # Nothing serving agrees with the record and the hosts disagree among themselves: the majority.
-            majority = _not_uniform(answering, found)
+            majority = _not_uniform(answering, found, key=seen)
     else:
         majority = _not_uniform(answering, found)
     for host in serving:
@@ -233,15 +244,24 @@ def faults(hosts, probes, metrics, thresholds, lb_servers, release=None):
     return out
 
 
-def _not_uniform(answering, found):
-    """The hosts off the fleet's majority version, appended to ``found``; whether there is a strict majority."""
-    counted = Counter(p.get("version") for p in answering.values())
+def _shown(value):
+    """A version, or a (version, content) pair, for people."""
+    if isinstance(value, tuple):
+        return "%s (content %s)" % (value[0], str(value[1])[:12]) if value[1] else str(value[0])
+    return str(value)
+
+
+def _not_uniform(answering, found, key=None):
+    """The hosts off the fleet's majority (version, or ``key`` of a probe), appended to ``found``; whether there
+    is a strict majority."""
+    key = key or (lambda p: p.get("version"))
+    counted = Counter(key(p) for p in answering.values())
     top = counted.most_common(2)
     majority = not top or len(top) == 1 or top[0][1] > top[1][1]
     for host, p in sorted(answering.items()):
-        if top and p.get("version") != top[0][0]:
+        if top and key(p) != top[0][0]:
             found.append(("not-uniform", host, "%s serves %s, the rest of the fleet %s (%s)" % (
-                host, p.get("version"), top[0][0], ", ".join("%s on %s" % (n, v) for v, n in top))))
+                host, p.get("version"), _shown(top[0][0]), ", ".join("%s on %s" % (n, _shown(v)) for v, n in top))))
     return majority
 
 
