@@ -852,6 +852,13 @@ MUTATIONS = [
         '',
         'tests/unit/test_awx_workflow.py::test_the_halt_job_refuses_while_a_release_holds_the_lock',
     ),
+    (
+        'no release without its record',
+        'plugins/action/plan.py',
+        '        if a["require_ledger"] and not ledger_recording():',
+        '        if False:',
+        'tests/unit/test_release_refusals.py::test_a_release_the_ledger_does_not_record_is_refused',
+    ),
 ]
 
 

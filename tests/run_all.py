@@ -38,7 +38,12 @@ def beside(pytest_args, log, results):
         start = time.monotonic()
         log.write("\n=== %s: %s\n" % (name, " ".join(cmd)))
         log.flush()
-        rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        try:
+            rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL).returncode
+        except Exception as e:  # a step that cannot even start is a failed step, never a missing one
+            log.write("%s could not run: %r\n" % (name, e))
+            rc = 1
         results.append((name, rc))
         print("\n[beside the fleet tests] %s: %s in %.0f s" % (name, "ok" if rc == 0 else "FAILED (exit %d)" % rc,
                                                               time.monotonic() - start), flush=True)
@@ -55,6 +60,8 @@ def main(pytest_args):
         log.seek(0)
         sys.stdout.write("\n===== beside the fleet tests: lint, tests without the fleet, safeguard mutations =====")
         sys.stdout.write(log.read())
+    if len(results) < 3:  # the second line died before every step said how it ended
+        results.append(("beside the fleet (died)", 1))
     results.insert(0, ("fleet tests", fleet))
     print("\n===== make test =====")
     for name, rc in results:

@@ -38,6 +38,19 @@ NOT_IN_SPEC = frozenset({"lockstep_service_url", "lockstep_rollback_to"})
 BATCH_STRATEGIES = frozenset({"linear", "ansible.builtin.linear", "debug", "ansible.builtin.debug", "mitogen_linear"})
 
 
+NOT_RECORDING = (
+    "the ledger is not recording this run: enable lockstep's callback, in the [defaults] section of your ansible.cfg "
+    "'callbacks_enabled = lockstep.release.ledger' (or ANSIBLE_CALLBACKS_ENABLED=lockstep.release.ledger; in AWX, "
+    "the project's ansible.cfg); a release is never made without its record (lockstep_require_ledger)")
+
+
+def ledger_recording():
+    """Whether lockstep's ledger callback writes this very ansible-playbook run's ledger: it names its file after
+    the controller's pid (the worker's parent) in LOCKSTEP_LEDGER_FILE before any worker starts."""
+    path = os.environ.get("LOCKSTEP_LEDGER_FILE") or ""
+    return path.endswith("-%d.jsonl" % os.getppid())
+
+
 def play_strategy(task):
     """The strategy of the play ``task`` runs in (the play keyword, else ANSIBLE_STRATEGY / ansible.cfg)."""
     node = task
@@ -100,6 +113,7 @@ class ActionModule(ActionBase):
         haproxy_socket=dict(type="str", default=""),
         lb_hosts=dict(type="list", elements="str", default=[]),
         lock_host=dict(type="str", default="localhost"),
+        require_ledger=dict(type="bool", default=False),
     )
 
     def fail(self, msg):
@@ -130,6 +144,8 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         _, a = self.validate_argument_spec(argument_spec=self.ARGS)
         version = a["version"]
+        if a["require_ledger"] and not ledger_recording():
+            return self.fail(NOT_RECORDING)
         refused = selection_problem()
         if refused:
             return self.fail(refused.replace("refused before touching any host: ", "", 1))

@@ -51,3 +51,13 @@ def test_a_task_selection_is_refused(cli_args, args, named):
     assert selection_problem() is None
     cli_args(**args)
     assert named in selection_problem() and "without its gates and rollback" in selection_problem()
+
+
+def test_a_release_the_ledger_does_not_record_is_refused(run_play, tmp_path):
+    # run_play's ansible-playbook has no callback enabled: exactly an installed user's project without the line.
+    run_play(
+        (dict(plan(tmp_path, lb="none", require_ledger=True)), [
+            "out is failed", "'the ledger is not recording this run' in out.msg",
+            "'callbacks_enabled = lockstep.release.ledger' in out.msg"]),
+        (dict(plan(tmp_path, lb="none", require_ledger=False)), ["out is not failed"]),
+    )
