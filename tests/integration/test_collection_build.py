@@ -14,6 +14,7 @@ import tarfile
 import pytest
 import yaml
 from release_helpers import REPO, VENV_BIN, assert_whole_fleet_on, ledger
+from test_release_halts import stale_pidfile
 
 GALAXY = yaml.safe_load(open(os.path.join(REPO, "galaxy.yml")))
 TARBALL = "lockstep-release-%s.tar.gz" % GALAXY["version"]
@@ -84,22 +85,33 @@ def test_the_installed_collection_documents_every_plugin(built):
 
 
 def test_a_release_from_the_installed_collection(built, fleet, tmp_path):
-    """The playbook by its FQCN, every role, module and the ledger callback from the installed copy."""
+    """As an installed user runs it: the playbook by its FQCN, every role, module and the ledger callback from the
+    installed copy, a project directory with its own ansible.cfg, the installed bin/lockstep."""
     tmp, _ = built
     fleet.up(hosts=3, version="1.0.0")
     # ansible.cfg of a project that uses the collection: the repository's ssh settings, nothing pointing back into
     # the repository; the inventory (hosts.yml and the sample's group_vars) is the fleet's.
     cfg = tmp_path / "ansible.cfg"
     ssh_args = re.search(r"^ssh_args = (.*)$", open(os.path.join(REPO, "ansible.cfg")).read(), re.M).group(1)
-    cfg.write_text("[defaults]\ncallbacks_enabled = lockstep.release.ledger\nforks = 32\n"
-                   "[ssh_connection]\npipelining = True\nssh_args = %s\n" % ssh_args)
+    settings = "forks = 32\n[ssh_connection]\npipelining = True\nssh_args = %s\n" % ssh_args
     env = clean_env(tmp, ANSIBLE_CONFIG=str(cfg), ANSIBLE_SSH_CONTROL_PATH_DIR=str(tmp_path / "cp"),
-                    LOCKSTEP_LEDGER_DIR=str(tmp_path / "ledger"))
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", os.path.join(REPO, "inventory", "local"),
-                           "lockstep.release.release", "-e", json.dumps({"lockstep_version": "2.1.0",
-                                                                         "lockstep_watch_seconds": 0})],
-                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+                    LOCKSTEP_LEDGER_DIR=str(tmp_path / "ledger"), LOCKSTEP_LEDGER_ANCHOR_DIR=str(tmp_path / "anchors"))
+
+    def release(version):
+        return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", os.path.join(
+            REPO, "inventory", "local"), "lockstep.release.release", "-e", json.dumps(
+            {"lockstep_version": version, "lockstep_watch_seconds": 0})], cwd=str(tmp_path), env=env,
+            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    # Without the callback line: refused before any host is contacted, naming the line, never a silent release.
+    cfg.write_text("[defaults]\n" + settings)
+    proc = release("2.1.0")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "callbacks_enabled = lockstep.release.ledger" in out, out[-8000:]
+    assert_whole_fleet_on(fleet, "1.0.0")
+
+    cfg.write_text("[defaults]\ncallbacks_enabled = lockstep.release.ledger\n" + settings)
+    proc = release("2.1.0")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-8000:]
     assert "lockstep: wave" in out, out[-8000:]  # the installed ledger callback
@@ -107,6 +119,18 @@ def test_a_release_from_the_installed_collection(built, fleet, tmp_path):
     last = ledger.read_records(path)[-1]
     assert last["event"] == "release_finished" and last["status"] == "succeeded", last
     assert_whole_fleet_on(fleet, "2.1.0")
+
+    # A halted release from the installed copy rolls back like the repository's.
+    stale_pidfile(fleet, "h2")
+    proc = release("2.2.0")
+    assert proc.returncode != 0 and "lockstep rolled_back" in proc.stdout + proc.stderr, proc.stdout[-8000:]
+    assert_whole_fleet_on(fleet, "2.1.0")
+
+    # The operator's command, from the installed collection.
+    lockstep = str(tmp / "collections" / "ansible_collections" / "lockstep" / "release" / "bin" / "lockstep")
+    verified = subprocess.run([lockstep, "ledger", "verify", str(tmp_path / "ledger")], cwd=str(tmp_path), env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0 and "OK" in verified.stdout, verified.stdout + verified.stderr
 
 
 def pinned(name):
