@@ -581,7 +581,7 @@ MUTATIONS = [
     (
         'a uniform fleet is never taken out on a version verdict',
         'extensions/eda/plugins/event_source/lockstep_guard.py',
-        '        if bad and uniform:',
+        '        if bad and leader in bad:',
         '        if False:',
         'test_guard.py::test_guard_under_a_clean_release_leaves_every_server_up_then_isolates_a_swapped_host_within_5s',
         'tests/unit/test_guard_source.py::test_a_uniform_fleet_off_the_record_is_a_record_problem_and_nothing_is_taken_out',
