@@ -30,7 +30,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # In free text (an exception, a message): the user information of a URL, and a URL's query (up to the end of the
 # URL, less the punctuation of the sentence around it, such as the colon of "GET <url>: HTTP 500").
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#@'\"<>]+)@")
-_QUERY = re.compile(r"\?([^\s#'\"<>]+?)(?=[:,;.!)\]}]*(?:[\s#'\"<>]|$))")
+# A "?" inside a URL (after a scheme or a path), or one that starts a key=value query: "did you mean
+# lockstep_waves?" is no query.
+_QUERY = re.compile(r"(?i)((?:\b[a-z][a-z0-9+.\-]*://|[^\s?#'\"<>]*/)[^\s?#'\"<>]*)?"
+                    r"\?((?(1)[^\s#'\"<>]+?|[\w.\-]+=[^\s#'\"<>]*?))(?=[:,;.!)\]}]*(?:[\s#'\"<>]|$))")
 
 
 def _redact_query(query):
@@ -50,7 +53,7 @@ def safe_text(text):
     if not isinstance(text, str) or ("@" not in text and "?" not in text):
         return text
     text = _USERINFO.sub(lambda m: "%s%s@" % (m.group(1), _redact_userinfo(m.group(2))), text)
-    return _QUERY.sub(lambda m: "?" + _redact_query(m.group(1)), text)
+    return _QUERY.sub(lambda m: (m.group(1) or "") + "?" + _redact_query(m.group(2)), text)
 
 
 def safe_url(url):

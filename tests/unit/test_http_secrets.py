@@ -290,3 +290,11 @@ def test_the_smoke_action_result_names_no_credential(run_play, servers):
     )
     assert "case 2 holds" in output
     assert no_secret_in(output), [line for line in output.splitlines() if not no_secret_in(line)]
+
+
+def test_a_question_mark_outside_a_url_is_left_alone():
+    # A refusal's own words must survive the scrubbing ("did you mean lockstep_waves?").
+    from ansible_collections.lockstep.release.plugins.plugin_utils.http import safe_text
+
+    text = "unknown variable(s): lockstep_wave (did you mean lockstep_waves?); what? really?"
+    assert safe_text(text) == text
