@@ -71,25 +71,32 @@ def last_release(directory, cache=None):
     Read from the ledger (``release_finished`` with status ``succeeded``); the content is the active release's tree
     hash the hosts reported for that version during the release. ``cache`` maps file -> (mtime, result).
     """
-    cache = {} if cache is None else cache
+    for release in _newest_first(directory, {} if cache is None else cache, "release", _release_of):
+        if release:
+            return release
+    return None
+
+
+def _newest_first(directory, cache, kind, parse):
+    """``parse(records, path)`` of every ledger in ``directory``, newest first, cached per file by mtime (None for a
+    ledger that cannot be read, such as one still being written)."""
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(ledger.LEDGER_SUFFIX))
     except OSError:
-        return None
+        return
     for name in reversed(names):
         path = os.path.join(directory, name)
         try:
             mtime = os.stat(path).st_mtime_ns
         except OSError:
             continue
-        if cache.get(path, (None,))[0] != mtime:
+        key = (kind, path)
+        if cache.get(key, (None,))[0] != mtime:
             try:
-                cache[path] = (mtime, _release_of(ledger.read_records(path), path))
+                cache[key] = (mtime, parse(ledger.read_records(path), path))
             except (OSError, ValueError):
-                cache[path] = (mtime, None)
-        if cache[path][1]:
-            return cache[path][1]
-    return None
+                cache[key] = (mtime, None)
+        yield cache[key][1]
 
 
 def read_outcome(lock_path):
@@ -122,31 +129,20 @@ def expected_release(lock_path, directory, cache=None):
 
 def _content_of(directory, version, cache):
     """The active release's tree hash the hosts reported for ``version`` in the newest ledger that has one."""
-    try:
-        names = sorted(n for n in os.listdir(directory) if n.endswith(ledger.LEDGER_SUFFIX))
-    except OSError:
-        return None
-    for name in reversed(names):
-        path = os.path.join(directory, name)
-        try:
-            mtime = os.stat(path).st_mtime_ns
-        except OSError:
-            continue
-        key = ("content", path)
-        if cache.get(key, (None,))[0] != mtime:
-            contents = {}
-            try:
-                for r in ledger.read_records(path):
-                    state = r.get("state") or {} if r.get("event") == "host_state" else {}
-                    if state.get("active_version") and state.get("active_content_sha256"):
-                        contents.setdefault(state["active_version"], set()).add(state["active_content_sha256"])
-            except (OSError, ValueError):
-                contents = {}
-            cache[key] = (mtime, contents)
-        found = cache[key][1].get(version)
+    for contents in _newest_first(directory, cache, "content", _contents_of):
+        found = (contents or {}).get(version)
         if found:
             return next(iter(found)) if len(found) == 1 else None
     return None
+
+
+def _contents_of(records, path):
+    contents = {}
+    for r in records:
+        state = r.get("state") or {} if r.get("event") == "host_state" else {}
+        if state.get("active_version") and state.get("active_content_sha256"):
+            contents.setdefault(state["active_version"], set()).add(state["active_content_sha256"])
+    return contents
 
 
 def _release_of(records, path):
