@@ -504,7 +504,8 @@ class Fleet:
             else:
                 sshd_state = "listening" if (info["ip"], 22) in taken else "not listening"
             try:
-                version = http_json(info["service_url"] + "/version", timeout=0.5)
+                # Generous: on two busy cores a live service can take more than a second to answer.
+                version = http_json(info["service_url"] + "/version", timeout=3)
             except (OSError, ValueError):
                 version = {}
             return {

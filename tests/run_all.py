@@ -54,7 +54,7 @@ def main(pytest_args):
     with tempfile.TemporaryFile("w+") as log:
         other = threading.Thread(target=beside, args=(pytest_args, log, results))
         other.start()
-        fleet = subprocess.run([PYTEST, "-q", "--durations=15", "-m", "fleet", "tests/integration", *pytest_args],
+        fleet = subprocess.run([PYTEST, "-q", "--durations=60", "-m", "fleet", "tests/integration", *pytest_args],
                                cwd=REPO, stdin=subprocess.DEVNULL).returncode
         other.join()
         log.seek(0)

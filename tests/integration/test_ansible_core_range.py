@@ -33,7 +33,10 @@ REQUIREMENTS = os.path.join(REPO, "requirements.txt")
 # run an Ansible command or a module (the fleet tool, the sample service and its build, the repository scan).
 # Everything else under tests/unit runs on every supported version, new files included.
 VERSION_INDEPENDENT = ["test_fleet_render.py", "test_fleet_tools.py", "test_no_insecure_ssh.py",
-                       "test_sample_build.py", "test_sample_service.py"]
+                       "test_sample_build.py", "test_sample_service.py",
+                       # The AWX workflow walk drives release/verify/halt playbooks through ansible-runner (about 70 s
+                       # of both cores); the same playbooks run on each core below, against the fleet.
+                       "test_awx_workflow.py"]
 
 
 def requirements():
