@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # openjdk-17-jre-headless: ansible-rulebook (the guard, make guard) runs its rules engine on a Java 17 runtime.
-DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3 openjdk-17-jre-headless
+DEB_PACKAGES := openssh-server haproxy util-linux procps iproute2 python3 openjdk-17-jre-headless sudo chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv artifacts lint lint-only unit integration test mutate mutate-ci demo bench bench-profiles bench-waves guard fleet-down clean collection
@@ -43,6 +43,10 @@ lint-only:
 	$(BIN)/ansible-lint -q
 	for m in plugins/modules/*.py; do $(BIN)/ansible-doc lockstep.release.$$(basename $$m .py) > /dev/null || exit 1; done
 	$(BIN)/ansible-doc -t callback lockstep.release.ledger > /dev/null
+	# Every filter the FilterModule classes return (docs: plugins/filter/NAME.yml), every role's argument spec.
+	f=$$($(PY) -c 'import glob, importlib, os, sys; sys.path.insert(0, "collections"); print(*(n for p in sorted(glob.glob("plugins/filter/*.py")) for n in importlib.import_module("ansible_collections.lockstep.release.plugins.filter." + os.path.basename(p)[:-3]).FilterModule().filters()))') && test -n "$$f" && \
+	  for n in $$f; do $(BIN)/ansible-doc -t filter lockstep.release.$$n > /dev/null || exit 1; done
+	for r in roles/*/; do $(BIN)/ansible-doc -t role --json lockstep.release.$$(basename $$r) | grep -q '"entry_points"' || exit 1; done
 	for p in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory/local $$p > /dev/null || exit 1; done
 
 unit: setup

@@ -21,8 +21,8 @@ def _print_status(st):
             h["name"], h["ssh"], h["service_url"], h["sshd"], h["service_pid"] or "-", h["version"] or "-",
             h["srv"]))
     hp, ex = st["haproxy"], st["exchange"]
-    print("haproxy: {} (pid {}, {}), socket {}".format(hp["frontend"], hp["pid"], "up" if hp["alive"] else "DOWN",
-                                                  hp["socket"]))
+    print("haproxy: {} (pid {}, {}), socket {}, check {}".format(
+        hp["frontend"], hp["pid"], "up" if hp["alive"] else "DOWN", hp["socket"], hp.get("health_check", "-")))
     print("exchange: {} (pid {}, {})".format(ex["url"], ex["pid"], "up" if ex["alive"] else "DOWN"))
 
 
@@ -34,6 +34,14 @@ def main(argv=None, repo_root=None):
     p.add_argument("--version", help="install and start this release on every host")
     p.add_argument("--artifacts", help="directory holding order-router-V.{tar.gz,manifest.json} (default artifacts/)")
     p.add_argument("--no-lb-checks", action="store_true", help="HAProxy servers without health checks ('no check')")
+    p.add_argument("--health-path", default=render.HEALTH_PATH, metavar="PATH",
+                   help="the path HAProxy checks on every server, GET answered 200 (default /health); '' for a "
+                        "service without a health endpoint: HAProxy then checks a TCP connect to its port. Kept in "
+                        "the fleet's state for everything later (HAProxy's configuration, waits for health)")
+    p.add_argument("--login-user", help="SSH login of every host instead of root: a user made on this machine if "
+                                        "missing, with sudo (Debian's sudo package); the inventory logs in as it")
+    p.add_argument("--sudo-password", help="with --login-user: sudo asks for this password (default: no password)")
+    p.add_argument("--service-user", help="the service runs as this unprivileged user (made if missing)")
     sub.add_parser("down", help="stop everything and remove .fleet/ and the inventory")
     p = sub.add_parser("status", help="show hosts, sshd, service, HAProxy and exchange")
     p.add_argument("--json", action="store_true")
@@ -56,7 +64,15 @@ def main(argv=None, repo_root=None):
         if args.command == "up":
             if not 1 <= args.hosts <= render.MAX_HOSTS:
                 ap.error(f"--hosts must be between 1 and {render.MAX_HOSTS}")
-            state = fleet.up(hosts=args.hosts, version=args.version, lb_checks=not args.no_lb_checks)
+            if args.sudo_password and not args.login_user:
+                ap.error("--sudo-password needs --login-user")
+            try:
+                render.health_check(args.health_path)
+            except ValueError as exc:
+                ap.error(str(exc))
+            state = fleet.up(hosts=args.hosts, version=args.version, lb_checks=not args.no_lb_checks,
+                             login_user=args.login_user, sudo_password=args.sudo_password,
+                             service_user=args.service_user, health_path=args.health_path)
             print("fleet up: {} hosts in {:.2f}s{}; inventory {}".format(
                 len(state["hosts"]), state["up_seconds"],
                 f", release {args.version} running" if args.version else "", fleet.inventory))

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -17,6 +18,17 @@ from . import render, traffic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+
+
+def _ensure_user(name, system=False):
+    """The machine's user ``name`` (fleet hosts share /etc and /home with it), made if missing."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name] if system else \
+            ["useradd", "--create-home", "--shell", "/bin/sh", name]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        return pwd.getpwnam(name)
 
 class FleetError(RuntimeError):
     pass
@@ -171,8 +183,12 @@ class Fleet:
         return state["hosts"][name]
 
     # ----- up --------------------------------------------------------------------------------------------------
-    def up(self, hosts=8, version=None, lb_checks=True):
+    def up(self, hosts=8, version=None, lb_checks=True, login_user=None, sudo_password=None, service_user=None,
+           health_path=render.HEALTH_PATH):
+        """``login_user``: hosts are logged into as this user (made on the machine if missing, with sudo; a password
+        for sudo with ``sudo_password``), not root. ``service_user``: the service runs as this unprivileged user."""
         names = render.host_names(hosts)
+        render.health_check(health_path)  # a path HAProxy cannot check is refused before anything is brought down
         if self.state() or os.path.exists(self.dir):
             self.down()
         busy = self._busy_ports(names)
@@ -182,6 +198,11 @@ class Fleet:
         started = time.monotonic()
         try:
             state = self._prepare(names)
+            if login_user:
+                self._login_user(login_user, sudo_password)
+            state.update(login_user=login_user or "root", service_user=service_user)
+            if service_user:
+                _ensure_user(service_user, system=True)
             self._save(state)
             for name in names:
                 state["hosts"][name]["unshare_pid"] = self._spawn_host(name)
@@ -192,9 +213,12 @@ class Fleet:
                     lambda u=unshare: (children(u) or [None])[0], 5, f"the init of {name}")
             self._save(state)
             state["exchange"]["pid"] = self._start_exchange()
-            state["haproxy"]["pid"] = self._start_haproxy(names, lb_checks)
+            # Kept in the state: every later HAProxy start and wait_healthy checks the way this fleet was made.
+            state["haproxy"].update(checks=lb_checks, health_path=health_path)
             self._save(state)
-            self._write_inventory(names)
+            state["haproxy"]["pid"] = self._start_haproxy(names)
+            self._save(state)
+            self._write_inventory(names, login_user or "root")
             want = {(render.host_ip(n), 22) for n in names}
             wait_for(lambda: want <= listening(), 10, "sshd on every host")
             if version:
@@ -206,6 +230,33 @@ class Fleet:
         except BaseException:
             self.down()
             raise
+
+    def _login_user(self, user, password):
+        """The deploy user of every host: key login (the fleet's client key), sudo (with ``password``, or none)."""
+        if not shutil.which("sudo"):
+            raise FleetError("--login-user needs sudo on this machine: apt-get install sudo")
+        entry = _ensure_user(user)
+        # useradd leaves the account locked, and sshd without PAM refuses a locked account even with a valid key.
+        subprocess.run(["usermod", "-p", "*", user], check=True, capture_output=True)
+        if password:
+            subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True, capture_output=True)
+        ssh = os.path.join(entry.pw_dir, ".ssh")
+        os.makedirs(ssh, mode=0o700, exist_ok=True)
+        with open(self.key_file + ".pub") as f, open(os.path.join(ssh, "authorized_keys"), "w") as out:
+            out.write(f.read())
+        for path in (entry.pw_dir, ssh, os.path.join(ssh, "authorized_keys")):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        os.chmod(os.path.join(ssh, "authorized_keys"), 0o600)
+        rule = f"{user} ALL=(ALL:ALL) {'' if password else 'NOPASSWD: '}ALL\n"
+        path = self.sudoers(user)
+        with open(path + ".tmp", "w") as f:
+            f.write(f"# lockstep's local fleet (bin/fleet up --login-user); removed by bin/fleet down\n{rule}")
+        os.chmod(path + ".tmp", 0o440)  # sudo ignores a file in sudoers.d that is not 0440
+        os.replace(path + ".tmp", path)
+
+    @staticmethod
+    def sudoers(user):
+        return os.path.join("/etc/sudoers.d", "lockstep-fleet-" + user.replace(".", "_"))
 
     def _busy_ports(self, names):
         wanted = {("127.0.0.1", 8000), ("127.0.0.1", 9100)}
@@ -276,10 +327,20 @@ class Fleet:
         wait_for(lambda: ("127.0.0.1", 9100) in listening(), 10, "the exchange simulator")
         return self._pidfile(self.exchange_pidfile)
 
-    def _start_haproxy(self, names, checks=True):
+    def health_path(self):
+        """The path HAProxy checks on every server ('' = a TCP connect), as ``up`` stored it (default /health)."""
+        return ((self.state() or {}).get("haproxy") or {}).get("health_path", render.HEALTH_PATH)
+
+    def haproxy_config(self, names=None):
+        """HAProxy's configuration of this fleet, with the checks ``up`` stored in the state."""
+        haproxy = (self.state() or {}).get("haproxy") or {}
+        return render.haproxy_cfg(names or self.hosts, self.haproxy_socket, self.haproxy_pidfile,
+                                  checks=haproxy.get("checks", True), health_path=self.health_path())
+
+    def _start_haproxy(self, names):
         cfg = os.path.join(self.haproxy_dir, "haproxy.cfg")
         with open(cfg, "w") as f:
-            f.write(render.haproxy_cfg(names, self.haproxy_socket, self.haproxy_pidfile, checks=checks))
+            f.write(self.haproxy_config(names))
         res = subprocess.run(["haproxy", "-f", cfg], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                              start_new_session=True)
         if res.returncode != 0:
@@ -295,11 +356,11 @@ class Fleet:
         except (OSError, ValueError, IndexError):
             return None
 
-    def _write_inventory(self, names):
+    def _write_inventory(self, names, login_user="root"):
         os.makedirs(os.path.dirname(self.inventory), exist_ok=True)
         tmp = self.inventory + ".tmp"
         with open(tmp, "w") as f:
-            f.write(render.inventory_yaml(names, self.key_file, self.known_hosts, self.haproxy_socket))
+            f.write(render.inventory_yaml(names, self.key_file, self.known_hosts, self.haproxy_socket, login_user))
         os.replace(tmp, self.inventory)
 
     # ----- a release, installed as a release would leave it --------------------------------------------------
@@ -318,6 +379,8 @@ class Fleet:
             manifest = json.load(f)
         tree_hash = _load_tree_hash(self.root)
         names = self.hosts
+        service_user = (self.state() or {}).get("service_user")
+        service = pwd.getpwnam(service_user) if service_user else None
 
         def stage(name):
             base = os.path.join(self.host_dir(name), "srv", "order-router")
@@ -338,6 +401,9 @@ class Fleet:
             os.rename(tmp, release)
             for sub in ("run", "log"):
                 os.makedirs(os.path.join(base, sub), exist_ok=True)
+                if service:
+                    # bin/ctl starts the service as the owner of run/ (the service's own user, never root).
+                    os.chown(os.path.join(base, sub), service.pw_uid, service.pw_gid)
             link = os.path.join(base, ".current.tmp")
             if os.path.lexists(link):
                 os.unlink(link)
@@ -361,15 +427,22 @@ class Fleet:
         self.wait_healthy(names)
 
     def wait_healthy(self, names=None, timeout=20):
+        """Every host's service passes this fleet's health check (``GET <health path>`` answers 200, or with no
+        health path a TCP connect to its port succeeds) and HAProxy sees every server UP."""
         names = names or self.hosts
+        path = self.health_path()
 
         def healthy(name):
             def ok():
                 try:
-                    return http_json(render.service_url(name) + "/health", timeout=1).get("status") == "ok"
+                    if not path:
+                        with socket.create_connection((render.host_ip(name), render.SERVICE_PORT), timeout=1):
+                            return True
+                    with urllib.request.urlopen(render.service_url(name) + path, timeout=1) as resp:
+                        return resp.status == 200
                 except (OSError, ValueError):
                     return False
-            wait_for(ok, timeout, f"/health of {name}", interval=0.1)
+            wait_for(ok, timeout, f"{path or 'a TCP connect'} of {name}", interval=0.1)
 
         with ThreadPoolExecutor(max_workers=32) as pool:
             list(pool.map(healthy, names))
@@ -405,7 +478,10 @@ class Fleet:
         return ["ssh", "-F", "/dev/null", "-i", self.key_file, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                 "-o", "UserKnownHostsFile=%s" % (known_hosts or self.known_hosts),
                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-                "-o", f"ConnectTimeout={connect_timeout}", f"root@{ip}", cmd]
+                "-o", f"ConnectTimeout={connect_timeout}", f"{self.login_user()}@{ip}", cmd]
+
+    def login_user(self):
+        return (self.state() or {}).get("login_user") or "root"
 
     def ssh(self, host, cmd, known_hosts=None, timeout=10):
         """Run ``cmd`` on ``host`` over real ssh (strict host-key checking). A hang counts as exit 255."""
@@ -520,7 +596,9 @@ class Fleet:
         return {
             "up": True, "hosts": hosts, "installed_version": state.get("version"),
             "haproxy": {"socket": self.haproxy_socket, "pid": state["haproxy"].get("pid"),
-                        "alive": pid_alive(state["haproxy"].get("pid") or 0), "frontend": self.lb_url},
+                        "alive": pid_alive(state["haproxy"].get("pid") or 0), "frontend": self.lb_url,
+                        "health_check": ("none" if not state["haproxy"].get("checks", True) else
+                                         f"GET {self.health_path()}" if self.health_path() else "tcp")},
             "exchange": {"url": self.exchange_url, "pid": state["exchange"].get("pid"),
                          "alive": pid_alive(state["exchange"].get("pid") or 0)},
             "inventory": self.inventory,
@@ -562,6 +640,8 @@ class Fleet:
             signal_pids([p for p in pids if pid_alive(p)], signal.SIGKILL)  # unshare passes it on (--kill-child)
             wait_for(lambda: not any(pid_alive(p) for p in pids), 5, "fleet processes to die")
         self._unmount_leftovers()
+        if state.get("login_user") not in (None, "root") and os.path.exists(self.sudoers(state["login_user"])):
+            os.unlink(self.sudoers(state["login_user"]))
         shutil.rmtree(self.dir, ignore_errors=True)
         if os.path.exists(self.inventory):
             os.unlink(self.inventory)

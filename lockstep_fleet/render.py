@@ -2,12 +2,16 @@
 
 import json
 import math
+import re
 
 MAX_HOSTS = 128  # 127.0.0.(10+N) stays a loopback address below .255
 SERVICE_PORT = 8080
 LB_URL = "http://127.0.0.1:8000"
 EXCHANGE_URL = "http://127.0.0.1:9100"
 BACKEND = "order_router"
+HEALTH_PATH = "/health"  # HAProxy's check of every server, per fleet: bin/fleet up --health-path
+# A path (and query) HAProxy's configuration can carry as one word: no space, quote, backslash or '#' (a comment).
+_HEALTH_PATH_RE = re.compile(r"/[A-Za-z0-9._~!&()*+,;=:@%/?-]*\Z")
 
 
 def host_names(count):
@@ -62,9 +66,21 @@ def known_hosts(public_keys):
     return "".join(lines)
 
 
-def haproxy_cfg(names, socket_path, pidfile, checks=True):
+def health_check(path=HEALTH_PATH):
+    """The backend's health check lines: ``GET path`` answered 200, or for an empty path (a service without a health
+    endpoint) none, which makes HAProxy's ``check`` a TCP connect to the service's port. ValueError for a path that
+    is not one (it must start with '/') or that HAProxy's configuration cannot carry as one word."""
+    if path == "":
+        return []
+    if not isinstance(path, str) or not _HEALTH_PATH_RE.match(path):
+        raise ValueError(f"health path {path!r} is not a URL path HAProxy can check (a '/' first, no space, quote, "
+                         "backslash or '#'); '' checks a TCP connect instead")
+    return [f"    option httpchk GET {path}", "    http-check expect status 200"]
+
+
+def haproxy_cfg(names, socket_path, pidfile, checks=True, health_path=HEALTH_PATH):
     """HAProxy's configuration; ``checks=False`` gives servers without health checks (HAProxy reports them as
-    "no check"), which real backends often are."""
+    "no check"), which real backends often are. ``health_path``: see ``health_check``."""
     lines = [
         "# HAProxy of the local fleet (written by bin/fleet up)",
         "global",
@@ -90,8 +106,7 @@ def haproxy_cfg(names, socket_path, pidfile, checks=True):
         "",
         f"backend {BACKEND}",
         "    balance roundrobin",
-        "    option httpchk GET /health",
-        "    http-check expect status 200",
+        *health_check(health_path),
         "    default-server inter 500ms fastinter 250ms downinter 500ms rise 1 fall 2",
     ]
     lines += [f"    server {name} {host_ip(name)}:{SERVICE_PORT}{' check' if checks else ''}" for name in names]
@@ -102,10 +117,10 @@ def _yaml(value):
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 
-def inventory_yaml(names, key_file, known_hosts_file, socket_path):
+def inventory_yaml(names, key_file, known_hosts_file, socket_path, login_user="root"):
     """The inventory ``inventory/local/hosts.yml`` as docs/CONTRACTS.md describes it."""
     all_vars = {
-        "ansible_user": "root",
+        "ansible_user": login_user,
         "ansible_ssh_private_key_file": key_file,
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts_file} -o StrictHostKeyChecking=yes",
         "ansible_python_interpreter": "/usr/bin/python3",

@@ -859,6 +859,39 @@ MUTATIONS = [
         '        if False:',
         'tests/unit/test_release_refusals.py::test_a_release_the_ledger_does_not_record_is_refused',
     ),
+    (
+        'a state the login may not read is a privilege refusal, not a mix',
+        'plugins/action/preflight.py',
+        '            if st.get("unreadable"):',
+        '            if False:',
+        'test_nonroot.py::test_a_deploy_login_with_a_vaulted_sudo_password_releases_audits_halts_resumes_and_rolls_back',
+        'tests/unit/test_release_preflight.py::'
+        'test_a_state_the_login_may_not_read_or_change_is_a_privilege_refusal_never_a_mix',
+    ),
+    (
+        'lock show reads the lock where lockstep_lock_host keeps it',
+        'plugins/plugin_utils/operator_cli.py',
+        '    if inv.is_controller(host):\n        return LockPlace(str(path), host)',
+        '    if True:\n        return LockPlace(str(path), host)',
+        'test_remote_lock.py::test_the_lock_on_another_host_refuses_a_second_controller_and_keeps_the_guard_silent',
+        'tests/unit/test_operator_inventory.py::'
+        'test_a_lock_held_on_another_host_is_shown_with_its_run_age_and_the_command_that_breaks_it',
+    ),
+    (
+        'the guard reads the lock on its host',
+        'extensions/eda/plugins/event_source/lockstep_guard.py',
+        '        self.place = lock_place(inv, path=self.lock_path) if self.lock_path else None',
+        '        self.place = None',
+        'test_remote_lock.py::test_the_lock_on_another_host_refuses_a_second_controller_and_keeps_the_guard_silent',
+        'tests/unit/test_operator_inventory.py::test_the_guard_reads_the_lock_and_haproxy_through_the_hosts_that_keep_them',
+    ),
+    (
+        'the state read escalates with lockstep_become',
+        'roles/preflight/tasks/main.yml',
+        '          become: "{{ lockstep_become }}"\n          lockstep.release.state:',
+        '          lockstep.release.state:',
+        'test_nonroot.py::test_a_deploy_login_with_a_vaulted_sudo_password_releases_audits_halts_resumes_and_rolls_back',
+    ),
 ]
 
 

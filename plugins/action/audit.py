@@ -37,7 +37,7 @@ class ActionModule(ActionBase):
     @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
         bad_layers = sorted(set(a["layers"]) - {"http", "ssh"})
         if bad_layers or not a["layers"]:
             return {"failed": True, "changed": False,

@@ -15,7 +15,7 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import sc
 def _probe(url):
     # The JSON field that holds the version travels as the URL's fragment (".../version#build.version"): a fragment
     # is never sent to the service, and every version URL of a gate carries its own.
-    url, _, field = url.partition("#")
+    url, dummy, field = url.partition("#")
     resp = request(url, timeout=5.0)
     if resp.status != 200:
         return {"reachable": False, "error": resp.describe()}
@@ -42,7 +42,7 @@ class ActionModule(ActionBase):
     @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=self.ARGS)
+        dummy, args = self.validate_argument_spec(argument_spec=self.ARGS)
         expect = args["expect"]
         probes = fan_out(_probe, {h: args["version_urls"][h] for h in expect if h in args["version_urls"]})
         hosts, halted = {}, []

@@ -142,7 +142,7 @@ class ActionModule(ActionBase):
     @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
         version = a["version"]
         if a["require_ledger"] and not ledger_recording():
             return self.fail(NOT_RECORDING)

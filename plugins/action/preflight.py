@@ -86,7 +86,7 @@ class ActionModule(ActionBase):
     @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
         target = a["manifest"]["version"]
         halted, warnings, excluded = [], [], []
         hosts = {}
@@ -109,7 +109,7 @@ class ActionModule(ActionBase):
                 warnings.append("%s excluded: %s" % (host, why))
             else:
                 halted.append((host, why + " (fleet-completeness; a partial release needs lockstep_allow_partial "
-                                      "and lockstep_partial_reason)"))
+                                           "and lockstep_partial_reason)"))
 
         # 2. Second source of truth: whatever the load balancer sends traffic to must be a host of the group.
         if a["lb_servers"] is None:
@@ -128,6 +128,16 @@ class ActionModule(ActionBase):
                                          "(load-balancer address)" % (server.get("addr"), want)))
 
         reporting = {h: s for h, s in a["states"].items() if s and h in a["expected_hosts"]}
+        # 3a. A state this login may not read or change is no state: a privilege problem, never a mixed fleet, and
+        # never found halfway through a wave.
+        for host, st in sorted(reporting.items()):
+            if st.get("unreadable"):
+                halted.append((host, "cannot read its release state as user %s: %s (privilege; lockstep_become: true "
+                                     "reads it with become)" % (st.get("user"), "; ".join(st["unreadable"]))))
+            elif st.get("writable") is False:
+                halted.append((host, "user %s cannot write %s (privilege; lockstep_become: true changes it with "
+                                     "become)" % (st.get("user"), st.get("base"))))
+        reporting = {h: s for h, s in reporting.items() if not s.get("unreadable")}
         # 3. Each host's own truth: the release it claims is the release it holds, and is what runs.
         for host, st in sorted(reporting.items()):
             if st.get("active_version") and not st.get("active_valid"):

@@ -8,6 +8,7 @@ import time
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.lockstep.release.plugins.module_utils.release_state import field_value
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, hide, request, safe_url
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
@@ -29,6 +30,9 @@ def substitute(value, names):
     return value
 
 
+_MISSING = object()  # a key the answer lacks: compared as null, named "missing" when that is wrong
+
+
 def check_step(step, timeout):
     resp = request(step["url"], method=step.get("method", "GET"), body=step.get("body"), timeout=timeout,
                    headers=step.get("headers"))
@@ -40,8 +44,15 @@ def check_step(step, timeout):
         return "%s: body lacks %r" % (url, step["body_contains"])
     if step.get("json"):
         data = resp.json()
+        if not isinstance(data, dict):
+            return "%s: answer is not a JSON object, expected %s" % (url, ", ".join(
+                "%s %r" % (key, value) for key, value in step["json"].items()))
+        # Keys are read like lockstep_version_field: the literal key, else a dotted path into nested objects.
         for key, value in step["json"].items():
-            got = data.get(key) if isinstance(data, dict) else None
+            got = field_value(data, key, _MISSING)
+            if got is _MISSING and value is not None:
+                return "%s: %s is missing, expected %r" % (url, key, value)
+            got = None if got is _MISSING else got
             if got != value and str(got) != str(value):
                 return "%s: %s is %r, expected %r" % (url, key, got, value)
     return None
@@ -67,7 +78,7 @@ class ActionModule(ActionBase):
     @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
         jobs = {}
         for i, check in enumerate(a["checks"]):
             name = check.get("name") or "check %d" % (i + 1)

@@ -72,7 +72,7 @@ class ActionModule(ActionBase):
     @scrubbed
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        _, a = self.validate_argument_spec(argument_spec=self.ARGS)
+        dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
         if text_string_to_metric_families is None:
             raise AnsibleActionFail("lockstep.release.watch needs the prometheus_client package on the controller")
         for t in a["thresholds"]:

@@ -3,56 +3,6 @@
 
 from __future__ import annotations
 
-import datetime
-import getpass
-import os
-import socket
-import sys
-import tempfile
-
-from ansible import context
-from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.callback import CallbackBase
-from ansible.release import __version__ as ansible_version
-
-from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
-    DEFAULT_SECRET_PATTERNS,
-    FORMAT_VERSION,
-    REDACTED,
-    LedgerWriter,
-    anchor_dir,
-    anchor_path,
-    format_summary,
-    line_of,
-    load_key,
-    plain,
-    redact_vars,
-    scrub,
-    seal,
-    state_version,
-)
-from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
-from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
-    Collector,
-    _encrypted_plaintext,
-    play_secrets,
-)
-
-try:
-    from ansible.executor.play_iterator import PlayIterator
-    from ansible.executor.task_queue_manager import TaskQueueManager
-except ImportError:  # pragma: no cover
-    PlayIterator = TaskQueueManager = None
-
-COLLECTION_PREFIX = "lockstep.release."
-# Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
-LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
-NO_LOG_MESSAGE = "output hidden (no_log)"
-ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec"})
-KEY_VAR = "lockstep_ledger_key"  # the extra var that can carry the ledger's key (vault-encrypted)
-STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
-               "lockstep_hosts", "lockstep_found_dead")
-
 DOCUMENTATION = r"""
 name: ledger
 type: aggregate
@@ -206,6 +156,56 @@ options:
     env:
       - name: LOCKSTEP_LEDGER_ROLLBACK_PHASE
 """
+
+import datetime
+import getpass
+import os
+import socket
+import sys
+import tempfile
+
+from ansible import context
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.callback import CallbackBase
+from ansible.release import __version__ as ansible_version
+
+from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
+    DEFAULT_SECRET_PATTERNS,
+    FORMAT_VERSION,
+    REDACTED,
+    LedgerWriter,
+    anchor_dir,
+    anchor_path,
+    format_summary,
+    line_of,
+    load_key,
+    plain,
+    redact_vars,
+    scrub,
+    seal,
+    state_version,
+)
+from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
+    Collector,
+    _encrypted_plaintext,
+    play_secrets,
+)
+
+try:
+    from ansible.executor.play_iterator import PlayIterator
+    from ansible.executor.task_queue_manager import TaskQueueManager
+except ImportError:  # pragma: no cover
+    PlayIterator = TaskQueueManager = None
+
+COLLECTION_PREFIX = "lockstep.release."
+# Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
+LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
+NO_LOG_MESSAGE = "output hidden (no_log)"
+ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec"})
+KEY_VAR = "lockstep_ledger_key"  # the extra var that can carry the ledger's key (vault-encrypted)
+STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
+               "lockstep_hosts", "lockstep_found_dead")
 
 
 class _StderrWriter:
@@ -959,4 +959,3 @@ class CallbackModule(CallbackBase):
             except OSError:
                 pass
             raise
-

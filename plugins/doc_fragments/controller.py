@@ -9,12 +9,17 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 attributes:
   action:
+    description: Runs as an action plugin on the controller; no part of it runs on a managed host.
     support: full
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: all
 notes:
   - Runs on the controller only (an action plugin); it never connects to a host.

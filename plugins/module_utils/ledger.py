@@ -604,8 +604,8 @@ def _details(rec):
             text += ": {}".format(rec.get("message"))
         return text
     if ev == "wave":
-        return "wave {}/{} {}/{} hosts done".format(_cell(rec.get("index")), _cell(rec.get("count")),
-                                                _cell(rec.get("done")), _cell(rec.get("total")))
+        return "wave {}/{} {}/{} hosts done".format(
+            _cell(rec.get("index")), _cell(rec.get("count")), _cell(rec.get("done")), _cell(rec.get("total")))
     if ev in ("host_failed", "host_unreachable"):
         return "{}{}: {}".format(rec.get("task"), " (ignored)" if rec.get("ignored") else "", _cell(rec.get("message")))
     if ev == "rollback_step":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import urllib.error
@@ -71,13 +72,31 @@ def release_info(release_dir):
 
 
 # What lockstep asks of a service, at least: its version URL answers the running version, as plain text or as a
-# JSON object with the version in one field (``version_field``, a dotted path for nested objects). Everything else it
-# learns from the host: the process from the pidfile, where it was started from the kernel (/proc/PID/cwd and exe).
+# JSON object with the version in one field (``version_field``, a dotted path for nested objects: ``field_value``).
+# Everything else it learns from the host: the process from the pidfile, where it was started from the kernel
+# (/proc/PID/cwd and exe).
 # A service that also reports ``pid`` and ``directory`` in its JSON gets the richer check (the process that answered,
 # and where it says it started, must agree with the kernel).
 DEFAULT_VERSION_FIELD = "version"
 # A plain-text answer longer than this, or over several lines, is not a version (an HTML page, an error text).
 _PLAIN_MAX = 128
+
+
+def field_value(data, path, missing=None):
+    """The value at ``path`` in a JSON object, ``missing`` when there is none.
+
+    The one reader of a dotted path in lockstep (``lockstep_version_field``, a smoke check's ``json`` keys): a key
+    that is literally ``path`` wins (``{"app.version": ...}``), else ``path`` is split at every dot and followed
+    through nested objects (``build.version`` -> ``data["build"]["version"]``). Lists are not indexed.
+    """
+    if isinstance(data, dict) and path in data:
+        return data[path]
+    value = data
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return missing
+        value = value[part]
+    return value
 
 
 def parse_version(body, field=None):
@@ -101,9 +120,7 @@ def parse_version(body, field=None):
         return data.strip() or None, None, None if data.strip() else "empty version"
     if not isinstance(data, dict):
         return None, None, "JSON answer is a %s, not an object or a string" % type(data).__name__
-    value = data
-    for part in field.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value = field_value(data, field)
     if value is None or isinstance(value, (dict, list, bool)):
         return None, data, "JSON answer has no version in field %r" % field
     return str(value), data, None
@@ -115,17 +132,37 @@ def _http_get(url, timeout):
         return resp.read(65536)
 
 
-def _proc_link(pid, what):
+def _login():
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
+
+
+def _denied(denied, path):
+    # A state read without the privilege to read it is not a state: said as such, never as a version or a mix.
+    if denied is not None:
+        denied.append("%s: permission denied for user %s" % (path, _login()))
+
+
+def _proc_link(pid, what, denied=None):
+    path = "/proc/%s/%s" % (pid, what)
     try:
         return os.readlink("/proc/%d/%s" % (int(pid), what))
+    except PermissionError:
+        _denied(denied, path)
+        return None
     except (OSError, TypeError, ValueError):
         return None
 
 
-def _read_pidfile(pidfile):
+def _read_pidfile(pidfile, denied=None):
     try:
         with open(pidfile) as f:
             return int(f.read().strip() or 0) or None
+    except PermissionError:
+        _denied(denied, pidfile)
+        return None
     except (OSError, ValueError):
         return None
 
@@ -134,7 +171,7 @@ def _as_pid(value):
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def running_state(version_url, pidfile, timeout, version_field=None):
+def running_state(version_url, pidfile, timeout, version_field=None, denied=None):
     """What the serving process says about itself, checked against the kernel's view of that process.
 
     ``pid_source`` says which process the kernel was asked about: ``service`` (the pid the service reported, the
@@ -142,7 +179,7 @@ def running_state(version_url, pidfile, timeout, version_field=None):
     """
     run = {"reachable": False, "version": None, "sha256": None, "directory": None, "pid": None,
            "pid_source": None, "cwd": None, "exe": None,
-           "pidfile_pid": _read_pidfile(pidfile) if pidfile else None, "error": None}
+           "pidfile_pid": _read_pidfile(pidfile, denied) if pidfile else None, "error": None}
     if not version_url:
         run["error"] = "no version URL configured"
         return run
@@ -162,8 +199,8 @@ def running_state(version_url, pidfile, timeout, version_field=None):
         run.update(pid=reported, pid_source="service")
     elif run["pidfile_pid"]:
         run.update(pid=run["pidfile_pid"], pid_source="pidfile")
-    run["cwd"] = _proc_link(run["pid"], "cwd")
-    run["exe"] = _proc_link(run["pid"], "exe")
+    run["cwd"] = _proc_link(run["pid"], "cwd", denied)
+    run["exe"] = _proc_link(run["pid"], "exe", denied)
     return run
 
 
@@ -193,6 +230,14 @@ def started_from(run, active_path):
     if run.get("directory") is not None and os.path.realpath(str(run["directory"])) != active_path:
         return False, "process %s says it started from %s, not %s" % (run["pid"], run["directory"], active_path)
     return True, None
+
+
+def _writable(base):
+    """Whether this login can create releases in ``base`` (or create ``base``, on a bare host)."""
+    path = base
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    return os.access(path or "/", os.W_OK | os.X_OK)
 
 
 def disk_free(path):
@@ -226,7 +271,10 @@ def gather(base, version_url=None, pidfile=None, flags_file=None, lock_path=None
     releases_dir = os.path.join(base, "releases")
     current = os.path.join(base, "current")
     releases = []
-    if os.path.isdir(releases_dir):
+    denied = []
+    if os.path.isdir(releases_dir) and not os.access(releases_dir, os.R_OK | os.X_OK):
+        _denied(denied, releases_dir)
+    elif os.path.isdir(releases_dir):
         for name in sorted(os.listdir(releases_dir), key=version_key):
             path = os.path.join(releases_dir, name)
             if name.startswith(".") or not os.path.isdir(path) or os.path.islink(path):
@@ -251,8 +299,11 @@ def gather(base, version_url=None, pidfile=None, flags_file=None, lock_path=None
     if active_path and active is None:
         state["active_problem"] = "current points at %s, which is not a kept release" % active_path
 
-    run = running_state(version_url, pidfile, timeout, version_field)
+    run = running_state(version_url, pidfile, timeout, version_field, denied)
     run["from_active"], run["problem"] = started_from(run, active_path)
+    state["user"] = _login()
+    state["unreadable"] = denied
+    state["writable"] = _writable(base)
     state["running"] = run
     state["running_version"] = run["version"]
     state["consistent"] = bool(

@@ -59,7 +59,9 @@ options:
         version in I(version_field)); see M(lockstep.release.state) for what is checked.
     type: str
   version_field:
-    description: Field of a JSON answer that holds the version; a dotted path for nested objects.
+    description:
+      - Field of a JSON answer that holds the version; a dotted path (C(build.version)) for nested objects. A key
+        that literally contains the dots is read first, then the path.
     type: str
     default: version
   pidfile:
@@ -412,7 +414,7 @@ class Deployer:
         cmd = self.p["restart_command"]
         if cmd:
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"])
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"], check=False)
             except (OSError, subprocess.TimeoutExpired) as e:
                 self.fail("restart command %s failed: %s" % (cmd, e), "restart")
             if proc.returncode != 0:

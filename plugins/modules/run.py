@@ -63,7 +63,7 @@ def main():
     for cmd in module.params["commands"]:
         try:
             proc = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True,
-                                  timeout=module.params["timeout"])
+                                  timeout=module.params["timeout"], check=False)
             entry = dict(cmd=cmd, rc=proc.returncode, stdout=proc.stdout[-2000:], stderr=proc.stderr[-2000:])
         except subprocess.TimeoutExpired:
             entry = dict(cmd=cmd, rc=-1, stdout="", stderr="timed out after %ss" % module.params["timeout"])

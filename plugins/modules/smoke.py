@@ -23,7 +23,15 @@ options:
   checks:
     description:
       - List of checks - C(name), C(per_host) (default true), and either C(steps) or one step's keys - C(url),
-        C(method), C(headers), C(body), C(status), C(body_contains), C(json) (expected subset).
+        C(method), C(headers), C(body), C(status), C(body_contains), C(json) (expected values, below).
+      - >-
+        C(json) maps keys of the JSON object the step's answer must be to the values expected there. A key is read
+        like C(lockstep_version_field) - a dotted path into nested objects, so C({"build.release": "{version}",
+        "status": "ok"}) checks C(body["build"]["release"]) and C(body["status"]). A key the object holds literally
+        (C("app.version") in C({"app.version": "1.0"})) is read first, and only when it is absent is the key
+        followed as a path. Lists are not indexed. An expected object or list is compared whole. A value passes
+        when it equals the expected one or their strings do (C(1) passes for C("1")); an expected C(null) also
+        passes when the key is missing. An answer that is not a JSON object fails every C(json) check.
       - C(headers) is a dict of HTTP headers sent with the request (a check's C(headers) go with each of its
         C(steps), a step's own override them), so that a token need not live in the URL - for example an
         C(Authorization) header of C(Bearer {{ vault_smoke_token }}). Placeholders are replaced in header values too. Header
@@ -87,6 +95,9 @@ EXAMPLES = r"""
       - name: health through the load balancer
         per_host: false
         url: "{lb}/health"
+      - name: the build every host reports, a nested value
+        url: "{url}/about"
+        json: {"build.release": "{version}", "status": "ok"}
       - name: admin status on every host, with a token in a header (not in the URL)
         url: "{url}/admin/status"
         headers:

@@ -33,7 +33,9 @@ options:
         JSON (an object with the version in I(version_field), and optionally C(pid), C(directory) and C(sha256)).
     type: str
   version_field:
-    description: Field of a JSON answer that holds the version; a dotted path (C(build.version)) for nested objects.
+    description:
+      - Field of a JSON answer that holds the version; a dotted path (C(build.version)) for nested objects. A key
+        that literally contains the dots is read first, then the path.
     type: str
     default: version
   pidfile:

@@ -27,7 +27,7 @@ def probe(url, timeout=2.0):
     The minimum is a version (plain text, or the JSON field named by the URL's fragment, default ``version``); the
     other keys are None unless the service reports them.
     """
-    url, _, field = url.partition("#")
+    url, dummy, field = url.partition("#")
     resp = request(url, timeout=timeout)
     if resp.status != 200:
         return {"reachable": False, "error": resp.describe()}
@@ -198,8 +198,8 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
                         name, srv.get("addr")))
                 continue
             if srv.get("addr") and where[name] and srv.get("addr") != where[name]:
-                bad(name, "HAProxy sends %s's traffic to %s, the inventory says %s" % (name, srv.get("addr"),
-                                                                                    where[name]))
+                bad(name, "HAProxy sends %s's traffic to %s, the inventory says %s"
+                    % (name, srv.get("addr"), where[name]))
             if service == "stopped":
                 if srv.get("serving"):
                     bad(name, "still served by HAProxy (status %s)" % status)
@@ -292,8 +292,8 @@ def message(audit):
         if p["host"] not in names:
             names.append(p["host"])
     what = "halt not confirmed on" if audit.get("service") == "stopped" else "fleet audit failed on"
-    return "%s %s: %s" % (what, ", ".join(names), "; ".join("%s: %s" % (p["host"], p["message"])
-                                                             for p in audit["problems"]))
+    found = "; ".join("%s: %s" % (p["host"], p["message"]) for p in audit["problems"])
+    return "%s %s: %s" % (what, ", ".join(names), found)
 
 
 # --- what an audit proves: the AWX release workflow's kill switch (awx/controller.yml, awx/halt_proven.yml) ------

@@ -56,7 +56,7 @@ def conflicts(target, target_decl, others):
     """
     out = []
     if target_decl is None:
-        return out if all(d is None for d, _ in others.values()) else [
+        return out if all(d is None for d, dummy in others.values()) else [
             "%s declares no flags, so lockstep cannot prove it reads none the fleet's versions read" % target]
     t_flags, t_retired = target_decl
     for version in sorted(others, key=version_key):

@@ -25,7 +25,7 @@ def gate_result(gate, hosts, halted, extra_msg=None, halt=True, **extra):
         msg = "gate %s passed on %d host(s)" % (gate, len(hosts))
     else:
         first_host, first_msg = halted[0]
-        more = " (and %d more: %s)" % (len(halted) - 1, ", ".join(h for h, _ in halted[1:])) if len(halted) > 1 else ""
+        more = " (and %d more: %s)" % (len(halted) - 1, ", ".join(h[0] for h in halted[1:])) if len(halted) > 1 else ""
         msg = "gate %s halted the release on %s: %s%s" % (gate, first_host, first_msg, more)
     if extra_msg:
         msg = "%s; %s" % (msg, extra_msg)

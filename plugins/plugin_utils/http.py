@@ -43,7 +43,7 @@ def _redact_query(query):
 
 
 def _redact_userinfo(userinfo):
-    user, colon, _ = userinfo.partition(":")
+    user, colon, dummy = userinfo.partition(":")
     return "%s:%s" % (user, REDACTED) if colon else REDACTED  # a user name alone is often the token itself
 
 
@@ -67,7 +67,7 @@ def safe_url(url):
         return safe_text(url)
     netloc = parts.netloc
     if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
+        userinfo, dummy, hostport = netloc.rpartition("@")
         netloc = "%s@%s" % (_redact_userinfo(userinfo), hostport)
     query = _redact_query(parts.query) if parts.query else parts.query
     if (netloc, query) == (parts.netloc, parts.query):
@@ -122,7 +122,7 @@ class SameOriginCredentials(urllib.request.HTTPRedirectHandler):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is None:
             return None
-        target, _ = _split_credentials(new.full_url)
+        target, dummy = _split_credentials(new.full_url)
         if target != new.full_url:
             new.full_url = target
         if origin(new.full_url) is None or origin(new.full_url) != origin(req.full_url):
@@ -138,10 +138,10 @@ def _split_credentials(url):
         return url, None
     if "@" not in parts.netloc:
         return url, None
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), (unquote(user),
-                                                                                            unquote(password))
+    userinfo, dummy, hostport = parts.netloc.rpartition("@")
+    user, dummy, password = userinfo.partition(":")
+    bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(user), unquote(password))
 
 
 def request(url, method="GET", body=None, timeout=5.0, headers=None):

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import sys
 import tarfile
@@ -27,6 +28,72 @@ from ansible_collections.lockstep.release.plugins.module_utils.tree_hash import 
 # content, see the tree hash, so a release that carried it would pin one Python version's byte code).
 DEBRIS_DIRS = ("__pycache__",)
 DEBRIS_SUFFIXES = (".pyc", ".pyo")
+
+
+class Exclude:
+    """``--exclude`` patterns, gitignore-like, matched against a path relative to the release directory (``/``
+    separators): a pattern without a slash matches a name at any depth (``__pycache__``, ``*.pyc``); one with a
+    slash is anchored at the root (``scripts/build-*``, ``/Makefile``); a trailing slash matches directories only
+    (``cache/``); ``*`` and ``?`` never cross a slash, ``**`` does (``**/tmp``, ``docs/**/*.png``, ``logs/**``);
+    ``[...]`` is a character class. An excluded directory is left out whole. Negation (``!``) is refused: a
+    release's content should not depend on the order of patterns."""
+
+    def __init__(self, patterns=()):
+        self.patterns = []
+        for raw in patterns or ():
+            pattern = raw.strip()
+            if not pattern or pattern.strip("/") == "":
+                raise ValueError("exclude pattern %r matches nothing or everything" % raw)
+            if pattern.startswith("!"):
+                raise ValueError("exclude pattern %r: negation is not supported" % raw)
+            dir_only = pattern.endswith("/")
+            pattern = pattern.rstrip("/")
+            anchored = "/" in pattern
+            pattern = pattern.lstrip("/")
+            if any(part in (".", "..") for part in pattern.split("/")):
+                raise ValueError("exclude pattern %r: '.' and '..' are not path parts of a release" % raw)
+            body = _glob_regex(pattern)
+            regex = re.compile(("" if anchored else "(?:.*/)?") + body + r"\Z", re.DOTALL)
+            self.patterns.append((raw, regex, dir_only))
+
+    def __bool__(self):
+        return bool(self.patterns)
+
+    def match(self, rel, is_dir):
+        """The pattern that leaves out ``rel`` (relative, ``/`` separators), or None."""
+        for raw, regex, dir_only in self.patterns:
+            if (is_dir or not dir_only) and regex.match(rel):
+                return raw
+        return None
+
+
+def _glob_regex(pattern):
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**/", i) and (i == 0 or pattern[i - 1] == "/"):
+            out.append("(?:[^/]*/)*")  # zero or more directories
+            i += 3
+        elif pattern.startswith("**", i) and i + 2 == n and (i == 0 or pattern[i - 1] == "/"):
+            out.append(".*")  # everything inside
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)
+            cls = pattern[i + 1:end].replace("\\", "\\\\")
+            if cls.startswith("!"):
+                cls = "^" + cls[1:]
+            out.append("(?!/)[" + cls + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
 
 
 class Link(str):
@@ -131,28 +198,40 @@ def write_artifact(out_dir, stem, tarball, manifest):
     return paths
 
 
-def read_tree(src):
+def read_tree(src, exclude=None, excluded=None):
     """``(files, modes, skipped)`` of a release directory, for ``make_tarball``.
 
     Files are 0755 when their owner may execute them, else 0644; links are kept as links. Refused (ValueError):
     a top-level MANIFEST.json (the host writes its own there), a link that is absolute or leaves the directory,
-    a setuid/setgid file, anything that is not a file, directory or link: a host would refuse them too.
+    a setuid/setgid file, anything that is not a file, directory or link: a host would refuse them too. What
+    ``exclude`` (an ``Exclude``) leaves out is never read, nor refused; it is appended to the list ``excluded``
+    (an excluded directory once, not its content).
     """
     root = os.path.realpath(src)
     if not os.path.isdir(root):
         raise ValueError("%s is not a directory" % src)
-    files, modes, skipped = {}, {}, []
+    rules = exclude or Exclude()
+    files, modes, skipped, left_out = {}, {}, [], []
     for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
         for name in list(dirnames):
-            if name in DEBRIS_DIRS:
+            rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
+            link = os.path.islink(os.path.join(dirpath, name))
+            if rules.match(rel, is_dir=not link):  # a link is not a directory (as for git)
                 dirnames.remove(name)
-                skipped.append(os.path.relpath(os.path.join(dirpath, name), root))
-            elif os.path.islink(os.path.join(dirpath, name)):
+                left_out.append(rel)
+            elif name in DEBRIS_DIRS:
+                dirnames.remove(name)
+                skipped.append(rel)
+            elif link:
                 dirnames.remove(name)
                 filenames.append(name)
         for name in filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
+            if rules.match(rel, is_dir=False):
+                left_out.append(rel)
+                continue
             st = os.lstat(full)
             if rel == MANIFEST_NAME:
                 raise ValueError("%s: a release may not contain a top-level %s (the host writes it)" % (
@@ -176,21 +255,31 @@ def read_tree(src):
             else:
                 raise ValueError("%s: not a file, directory or link" % full)
     if not files:
-        raise ValueError("%s holds no files" % src)
+        raise ValueError("%s holds no files%s" % (src, " once excluded paths are left out" if left_out else ""))
+    if excluded is not None:
+        excluded.extend(left_out)
     return files, modes, skipped
 
 
-def package(src, version, name=None, out_dir=".", flags_file=None):
+def package(src, version, name=None, out_dir=".", flags_file=None, exclude=(), excluded=None):
     """Build ``[<name>-]<version>.tar.gz`` and its manifest from directory ``src``; return ``(manifest, paths,
     skipped)``. ``flags_file`` (relative paths are inside ``src``, like ``lockstep_flags_file``) fills the
-    manifest's ``flags`` and ``retired_flags``."""
+    manifest's ``flags`` and ``retired_flags``. ``exclude``: gitignore-like patterns (``Exclude``) of paths left
+    out of the tarball and so of its checksums; what they left out is appended to the list ``excluded``."""
     if not valid_version(version):
         raise ValueError("version %r is not a plain version string (it is a directory name on every host)" % version)
     if name is not None and not valid_version(name):
         raise ValueError("name %r is not a plain name (letters, digits, '.', '_', '+', '-')" % name)
-    files, modes, skipped = read_tree(src)
+    left_out = []
+    files, modes, skipped = read_tree(src, Exclude(exclude), left_out)
+    if excluded is not None:
+        excluded.extend(left_out)
     flags_cfg = None
     if flags_file:
+        rel = os.path.normpath(flags_file).replace(os.sep, "/")
+        if not os.path.isabs(flags_file) and any(rel == e or rel.startswith(e + "/") for e in left_out):
+            # The manifest's flags must come from the file the release ships (lockstep_flags_file is read there).
+            raise ValueError("flags file %s is excluded from the release" % flags_file)
         path = flags_file if os.path.isabs(flags_file) else os.path.join(src, flags_file)
         try:
             with open(path) as f:
@@ -205,11 +294,11 @@ def package(src, version, name=None, out_dir=".", flags_file=None):
 
 
 def add_command(sub):
-    """``bin/lockstep package DIR --version V [--name N] [--out DIR] [--flags-file F]``."""
+    """``bin/lockstep package DIR --version V [--name N] [--out DIR] [--flags-file F] [--exclude PATTERN ...]``."""
     p = sub.add_parser("package", help="build a release artifact and its manifest from any directory",
                        description="Build <name>-<version>.tar.gz (or <version>.tar.gz without --name) and its "
                        "manifest from DIR, reproducibly: the same content gives the same bytes. __pycache__ and "
-                       "*.pyc are left out.")
+                       "*.pyc are left out, and whatever an --exclude pattern matches.")
     p.add_argument("dir", help="the release's content (its root becomes the release directory on every host)")
     p.add_argument("--version", required=True, help="the release version (a directory name on every host)")
     p.add_argument("--name", help="artifact name prefix and the manifest's name (default: DIR's name; files are "
@@ -217,16 +306,26 @@ def add_command(sub):
     p.add_argument("--out", default=".", help="output directory (default: .)")
     p.add_argument("--flags-file", help="JSON flags file for the manifest's flags and retired_flags; a relative "
                    "path is inside DIR (as lockstep_flags_file)")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out paths matching PATTERN (repeatable), gitignore-like, relative to DIR: without a "
+                   "slash it matches a name at any depth ('__pycache__', '*.log'), with one it is anchored at DIR "
+                   "('scripts/build-*', '/Makefile'); a trailing slash matches directories only; '*' stays within "
+                   "a directory, '**' crosses them; no '!' negation. Left out of the tarball and so of the "
+                   "manifest's checksums; listed on stderr")
     p.set_defaults(func=cmd_package)
 
 
 def cmd_package(args):
+    excluded = []
     try:
         manifest, (tar_path, manifest_path), skipped = package(args.dir, args.version, args.name, args.out,
-                                                               args.flags_file)
+                                                               args.flags_file, args.exclude, excluded)
     except ValueError as e:
         print("lockstep package: %s" % e, file=sys.stderr)
         return 1
+    if excluded:
+        print("lockstep package: excluded %d path(s): %s" % (len(excluded), ", ".join(sorted(excluded))),
+              file=sys.stderr)
     if skipped:
         print("lockstep package: left out %d byte-code path(s): %s" % (len(skipped), ", ".join(sorted(skipped))),
               file=sys.stderr)

@@ -17,10 +17,11 @@ class GuardProcess:
     """``ansible-rulebook -r lockstep.release.lockstep_guard -i inventory/local``, as ``make guard`` starts it, with
     this test's ledger directory; its output is collected in ``out``."""
 
-    def __init__(self, tmp_path, interval=1.0):
-        cmd = [os.path.join(VENV_BIN, "ansible-rulebook"), "-r", "lockstep.release.lockstep_guard",
-               "-i", os.path.join(REPO, "inventory", "local")]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env(tmp_path, LOCKSTEP_GUARD_INTERVAL=interval),
+    def __init__(self, tmp_path, interval=1.0, inventory=None):
+        inventory = str(inventory or os.path.join(REPO, "inventory", "local"))
+        cmd = [os.path.join(VENV_BIN, "ansible-rulebook"), "-r", "lockstep.release.lockstep_guard", "-i", inventory]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env(tmp_path, LOCKSTEP_GUARD_INTERVAL=interval,
+                                                            LOCKSTEP_INVENTORY=inventory),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         self.lines = []

@@ -59,7 +59,7 @@ def env(tmp_path, **extra):
     return e
 
 
-def release_cmd(version, extra=None, limit=None, check=False, playbook="release.yml", inventory=None):
+def release_cmd(version, extra=None, limit=None, check=False, playbook="release.yml", inventory=None, args=()):
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory or os.path.join(REPO, "inventory", "local"),
            os.path.join(REPO, "playbooks", playbook), "-e", json.dumps(dict(FAST, **(extra or {})))]
     if version is not None:
@@ -68,7 +68,7 @@ def release_cmd(version, extra=None, limit=None, check=False, playbook="release.
         cmd += ["--limit", limit]
     if check:
         cmd.append("--check")
-    return cmd
+    return cmd + list(args)
 
 
 def records_in(tmp_path, before=()):
@@ -85,9 +85,10 @@ def ledgers(tmp_path):
 
 
 def release(tmp_path, version, extra=None, limit=None, check=False, timeout=600, playbook="release.yml",
-            inventory=None):
+            inventory=None, args=()):
     before = ledgers(tmp_path)
-    proc = subprocess.run(release_cmd(version, extra, limit, check, playbook, inventory), cwd=REPO, env=env(tmp_path),
+    proc = subprocess.run(release_cmd(version, extra, limit, check, playbook, inventory, args), cwd=REPO,
+                          env=env(tmp_path),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return Run(proc.returncode, proc.stdout + proc.stderr, records_in(tmp_path, before))
 

@@ -36,7 +36,9 @@ VERSION_INDEPENDENT = ["test_fleet_render.py", "test_fleet_tools.py", "test_no_i
                        "test_sample_build.py", "test_sample_service.py",
                        # The AWX workflow walk drives release/verify/halt playbooks through ansible-runner (about 70 s
                        # of both cores); the same playbooks run on each core below, against the fleet.
-                       "test_awx_workflow.py"]
+                       "test_awx_workflow.py",
+                       # The HTML report in a real browser: selenium and chromium, no ansible-core.
+                       "test_report_browser.py"]
 
 
 def requirements():

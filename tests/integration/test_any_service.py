@@ -9,6 +9,7 @@ taken from what the hosts serve (their own address and through HAProxy) and from
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 
+import about_site
 import yaml
 from release_helpers import REPO, lb_status, release
 
@@ -78,21 +80,17 @@ def assert_serving(fleet, version):
     assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)
 
 
-def test_first_release_onto_a_bare_fleet(fleet, tmp_path):
+def test_first_clean_and_halted_releases(fleet, tmp_path):
+    # One fleet for the three: a first release onto bare hosts, a clean release, a broken one rolled back.
     fleet.up(hosts=3)  # no --version: bare hosts, nothing listens on :8080
     assert set(served(fleet).values()) != {"1.0.0"}
     build(tmp_path, "1.0.0")
-    run = ship(tmp_path, "1.0.0")
-    assert run.rc == 0, run
-    assert run.status == "succeeded", run
+    build(tmp_path, "2.0.0")
+    build(tmp_path, "3.0.0", healthy=False)
+    first = ship(tmp_path, "1.0.0")
+    assert first.rc == 0 and first.status == "succeeded", first
     assert_serving(fleet, "1.0.0")
 
-
-def test_clean_release(fleet, tmp_path):
-    fleet.up(hosts=3)
-    for version in ("1.0.0", "2.0.0"):
-        build(tmp_path, version)
-    assert ship(tmp_path, "1.0.0").status == "succeeded"
     run = ship(tmp_path, "2.0.0")
     assert run.rc == 0, run
     assert run.status == "succeeded", run
@@ -101,16 +99,38 @@ def test_clean_release(fleet, tmp_path):
         kept = fleet.exec(host, "ls", BASE + "/releases").stdout.split()
         assert kept == ["1.0.0", "2.0.0"], (host, kept)
 
-
-def test_halted_release_is_rolled_back(fleet, tmp_path):
-    fleet.up(hosts=3)
-    build(tmp_path, "1.0.0")
-    build(tmp_path, "3.0.0", healthy=False)
-    assert ship(tmp_path, "1.0.0").status == "succeeded"
     run = ship(tmp_path, "3.0.0")
     assert run.rc != 0, run
     assert run.status == "rolled_back", run
     halted = next(r for r in reversed(run.records) if r.get("event") == "release_finished")
     assert "health" in str(halted), halted
-    # The canary served 3.0.0 for a moment; every host serves 1.0.0 again, from the 1.0.0 release.
-    assert_serving(fleet, "1.0.0")
+    # The canary served 3.0.0 for a moment; every host serves 2.0.0 again, from the 2.0.0 release.
+    assert_serving(fleet, "2.0.0")
+
+
+def test_an_application_from_a_package_index_nested_version_no_health_no_metrics(fleet, tmp_path):
+    # about-site (about_site.py): the version only nested in a JSON document, no /health, no /metrics; HAProxy
+    # checks the document's path; the build machine's cache and scripts left out of the package.
+    fleet.up(hosts=3, health_path="/about")
+    artifacts = about_site.build(tmp_path, "1.0.0")
+    about_site.build(tmp_path, "2.0.0")
+    about_site.build(tmp_path, "2.1.0", reports="2.0.9")
+    extra = dict(about_site.VARS, lockstep_artifact_dir=artifacts)
+
+    for version in ("1.0.0", "2.0.0"):
+        run = release(tmp_path, version, extra=extra)
+        assert run.rc == 0 and run.status == "succeeded", run
+        assert {get("http://%s:8080/about" % host_ip(h)) for h in fleet.hosts} == {
+            json.dumps(about_site.about(version), sort_keys=True)}
+    assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)
+    for host in fleet.hosts:
+        tree = fleet.exec(host, "find", about_site.BASE + "/releases/2.0.0").stdout
+        assert "/bin/ctl" in tree and ".cache" not in tree and "scripts" not in tree, (host, tree)
+
+    # A release whose document reports another version than its label: the nested version check halts it.
+    wrong = release(tmp_path, "2.1.0", extra=extra)
+    assert wrong.rc != 0 and wrong.status == "rolled_back", wrong
+    assert "2.0.9" in wrong.out, wrong
+    assert {get("http://%s:8080/about" % host_ip(h)) for h in fleet.hosts} == {
+        json.dumps(about_site.about("2.0.0"), sort_keys=True)}
+    assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)

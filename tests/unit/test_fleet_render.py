@@ -1,10 +1,15 @@
 """Pure renderers and parsers of the local fleet (lockstep_fleet.render)."""
 
+import json
+import os
+import shutil
+import subprocess
 
 import pytest
 import yaml
 
-from lockstep_fleet import render
+from lockstep_fleet import cli, render
+from lockstep_fleet.core import Fleet
 
 
 def test_host_names_and_addresses():
@@ -111,3 +116,92 @@ def test_parse_metrics():
             'order_router_build_info{version="1.0.0"} 1\n')
     assert render.parse_metrics(text) == {"order_router_orders_received_total": 25.0,
                                           'order_router_build_info{version="1.0.0"}': 1.0}
+
+
+# The health check is the fleet's, not the sample's: bin/fleet up --health-path PATH ('' = a TCP connect).
+
+def _backend(cfg):
+    lines = [line.strip() for line in cfg.splitlines()]
+    return lines[lines.index(f"backend {render.BACKEND}"):]
+
+
+@pytest.mark.parametrize("path, want", [
+    ("/health", ["option httpchk GET /health", "http-check expect status 200"]),
+    ("/about", ["option httpchk GET /about", "http-check expect status 200"]),
+    ("/api/v1/status?probe=haproxy&x=%2F", ["option httpchk GET /api/v1/status?probe=haproxy&x=%2F",
+                                            "http-check expect status 200"]),
+    ("", []),  # no health endpoint: HAProxy's "check" without httpchk is a TCP connect
+])
+def test_haproxy_health_check_path(path, want):
+    backend = _backend(render.haproxy_cfg(["h1", "h2"], "/s", "/p", health_path=path))
+    assert [line for line in backend if line.startswith(("option httpchk", "http-check"))] == want
+    assert [line for line in backend if line.startswith("server ")] == [
+        "server h1 127.0.0.11:8080 check", "server h2 127.0.0.12:8080 check"]
+    assert not any("/health" in line for line in backend if path != "/health")
+
+
+def test_haproxy_health_check_default_is_get_health():
+    assert render.haproxy_cfg(["h1"], "/s", "/p") == render.haproxy_cfg(["h1"], "/s", "/p", health_path="/health")
+
+
+@pytest.mark.parametrize("path", ["health", "/a b", "/a#b", "/x\n    server evil 10.0.0.1:80", '/"x', "/x'",
+                                  "/a\\b", "/\t", None])
+def test_haproxy_health_path_it_cannot_carry_is_refused(path):
+    with pytest.raises(ValueError, match="health path"):
+        render.haproxy_cfg(["h1"], "/s", "/p", health_path=path)
+
+
+@pytest.mark.skipif(not shutil.which("haproxy"), reason="no haproxy binary to check the configuration with")
+@pytest.mark.parametrize("path", ["/health", "/about?probe=1&x=%2F", ""])
+def test_haproxy_accepts_the_rendered_configuration(tmp_path, path):
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(render.haproxy_cfg(["h1", "h2"], str(tmp_path / "admin.sock"), str(tmp_path / "haproxy.pid"),
+                                      health_path=path))
+    res = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _state(tmp_path, **haproxy):
+    fleet = Fleet(str(tmp_path))
+    os.makedirs(fleet.dir)
+    with open(fleet.state_file, "w") as f:
+        json.dump({"hosts": {"h1": {}, "h2": {}}, "haproxy": dict(haproxy, socket=fleet.haproxy_socket)}, f)
+    return fleet
+
+
+def test_the_fleet_state_keeps_the_health_check(tmp_path):
+    # Every later HAProxy start renders from the state up wrote, so the fleet keeps the check it was made with.
+    assert "option httpchk GET /about" in _state(tmp_path / "a", checks=True, health_path="/about").haproxy_config()
+    tcp = _state(tmp_path / "b", checks=True, health_path="").haproxy_config()
+    assert "httpchk" not in tcp and "server h1 127.0.0.11:8080 check" in tcp
+    assert "server h1 127.0.0.11:8080\n" in _state(tmp_path / "c", checks=False, health_path="/x").haproxy_config()
+    # A state written before the setting existed: GET /health, as then.
+    old = _state(tmp_path / "d")
+    assert old.health_path() == "/health" and "option httpchk GET /health" in old.haproxy_config()
+
+
+class _Recorder:
+    calls = []
+
+    def __init__(self, *args, **kwargs):
+        self.inventory = "inventory/local/hosts.yml"
+
+    def up(self, **kwargs):
+        _Recorder.calls.append(kwargs)
+        return {"hosts": {}, "up_seconds": 0.0}
+
+
+def test_fleet_up_health_path_option(monkeypatch, capsys):
+    # Fleet replaced by a recorder: nothing is brought up, only what bin/fleet up would ask of it is seen.
+    monkeypatch.setattr(cli, "Fleet", _Recorder)
+    _Recorder.calls = []
+    assert cli.main(["up", "--hosts", "2"], repo_root="/nonexistent") == 0
+    assert cli.main(["up", "--hosts", "2", "--health-path", "/about"], repo_root="/nonexistent") == 0
+    assert cli.main(["up", "--hosts", "2", "--health-path", ""], repo_root="/nonexistent") == 0
+    assert [c["health_path"] for c in _Recorder.calls] == ["/health", "/about", ""]
+    for bad in ("about", "/a b"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["up", "--health-path", bad], repo_root="/nonexistent")
+        assert exc.value.code == 2
+    assert len(_Recorder.calls) == 3  # refused before the fleet is touched
+    assert "health path 'about'" in capsys.readouterr().err

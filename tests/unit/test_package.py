@@ -3,6 +3,7 @@ own tree hash, checked by unpacking it as a host does (the real command, the rea
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -112,3 +113,121 @@ def test_flags_file_with_a_flag_both_live_and_retired_is_refused(site, tmp_path)
                                                     "retired_flags": ["x"]}))
     r = package(site, "--version", "1.0", "--flags-file", "features.json", "--out", tmp_path)
     assert r.returncode == 1 and "flags both live and retired: x" in r.stderr, r.stderr
+
+
+# --exclude: paths left out of the release, so out of the tarball and of both checksums of its manifest.
+
+@pytest.fixture
+def built_site(site):
+    """``site`` as it stands on a build machine: a cache directory (with a socket-like fifo and a link out of the
+    tree, which a release could not hold), build scripts, and a log next to the code."""
+    (site / ".cache" / "pip").mkdir(parents=True)
+    (site / ".cache" / "pip" / "wheel.whl").write_bytes(b"PK\0")
+    os.mkfifo(site / ".cache" / "lock")
+    os.symlink("/etc/passwd", site / ".cache" / "pw")
+    (site / "scripts").mkdir()
+    (site / "scripts" / "build-assets.sh").write_text("#!/bin/sh\nnpm run build\n")
+    (site / "scripts" / "migrate.sh").write_text("#!/bin/sh\nexit 0\n")  # kept: not a build script
+    (site / "static" / "debug.log").write_text("build output\n")
+    return site
+
+
+EXCLUDES = ["--exclude", ".cache/", "--exclude", "scripts/build-*", "--exclude", "*.log", "--exclude",
+            "__pycache__", "--exclude", "*.pyc"]
+
+
+def test_excluded_paths_are_in_neither_the_tarball_nor_its_checksums(built_site, tmp_path):
+    r = package(built_site, "--version", "3.1.4", "--name", "site", "--out", tmp_path / "out", *EXCLUDES)
+    assert r.returncode == 0, r.stderr
+    assert "excluded 4 path(s): .cache, __pycache__, scripts/build-assets.sh, static/debug.log" in r.stderr
+    with tarfile.open(tmp_path / "out" / "site-3.1.4.tar.gz") as tar:
+        names = sorted(tar.getnames())
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert names == ["bin", "bin/serve", "features.json", "index.html", "scripts", "scripts/migrate.sh", "static",
+                     "static/index.html", "version"]
+    manifest = json.loads((tmp_path / "out" / "site-3.1.4.manifest.json").read_text())
+    text = json.dumps(manifest)
+    assert not any(word in text for word in (".cache", "build-assets", "debug.log", "wheel", "pycache"))
+    # The content hash is the hash of what remains, as a host computes it on the unpacked release ...
+    assert manifest["content_sha256"] == tree_hash(str(tmp_path / "unpacked"))
+    # ... and the same artifact, to the byte, as the directory without those paths.
+    clean = tmp_path / "clean" / "site"
+    shutil.copytree(built_site, clean, symlinks=True, ignore=shutil.ignore_patterns(
+        ".cache", "build-*", "*.log", "__pycache__"))
+    r = package(clean, "--version", "3.1.4", "--name", "site", "--out", tmp_path / "clean-out")
+    assert r.returncode == 0, r.stderr
+    assert "excluded" not in r.stderr
+    for name in ("site-3.1.4.tar.gz", "site-3.1.4.manifest.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "clean-out" / name).read_bytes(), name
+
+
+def test_without_exclude_the_build_machine_debris_is_refused_or_shipped(built_site, tmp_path):
+    r = package(built_site, "--version", "3.1.4", "--out", tmp_path / "out")
+    assert r.returncode == 1 and "/.cache/" in r.stderr, r.stderr  # the cache's fifo or its link out
+    os.unlink(built_site / ".cache" / "pw")
+    os.unlink(built_site / ".cache" / "lock")
+    r = package(built_site, "--version", "3.1.4", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(tmp_path / "out" / "3.1.4.tar.gz") as tar:
+        assert {".cache/pip/wheel.whl", "scripts/build-assets.sh", "static/debug.log"} <= set(tar.getnames())
+
+
+def test_an_excluded_release_stages_and_verifies_on_a_host(built_site, tmp_path, run_module):
+    assert package(built_site, "--version", "3.1.4", "--name", "site", "--out", tmp_path, *EXCLUDES).returncode == 0
+    manifest = json.loads((tmp_path / "site-3.1.4.manifest.json").read_text())
+    base = tmp_path / "srv" / "site"
+    rc, res = run_module("deploy", dict(base=str(base), state="staged", version="3.1.4", manifest=manifest,
+                                        artifact_path=str(tmp_path / "site-3.1.4.tar.gz")))
+    assert rc == 0, res
+    assert res["lockstep_state"]["releases"][0]["valid"] is True
+    assert not (base / "releases" / "3.1.4" / "scripts" / "build-assets.sh").exists()
+    assert (base / "releases" / "3.1.4" / "scripts" / "migrate.sh").exists()
+
+
+@pytest.mark.parametrize("pattern, rel, is_dir, excluded", [
+    ("__pycache__", "a/b/__pycache__", True, True),        # no slash: a name at any depth
+    ("*.pyc", "a/b.pyc", False, True),
+    ("*.pyc", "a/b.pyc.txt", False, False),
+    ("scripts/build-*", "scripts/build-assets.sh", False, True),   # a slash: anchored at DIR
+    ("scripts/build-*", "app/scripts/build-assets.sh", False, False),
+    ("scripts/*.sh", "scripts/x.sh", False, True),
+    ("scripts/*.sh", "scripts/sub/x.sh", False, False),            # '*' stays within a directory
+    ("a?b", "a/b", False, False),                                   # and so does '?'
+    ("/Makefile", "Makefile", False, True),
+    ("/Makefile", "sub/Makefile", False, False),
+    ("cache/", "cache", True, True),                                # trailing slash: directories only
+    ("cache/", "cache", False, False),
+    ("cache/", "a/cache", True, True),
+    ("**/tmp", "tmp", True, True),
+    ("**/tmp", "a/b/tmp", True, True),
+    ("docs/**/*.png", "docs/a.png", False, True),
+    ("docs/**/*.png", "docs/x/y/a.png", False, True),
+    ("docs/**/*.png", "src/docs/a.png", False, False),
+    ("logs/**", "logs/a/b.txt", False, True),
+    ("build-?.sh", "build-1.sh", False, True),
+    ("build-?.sh", "build-10.sh", False, False),
+    ("[!a]x", "bx", False, True),
+    ("[!a]x", "ax", False, False),
+    ("a.b", "aXb", False, False),                                   # a dot is a dot
+])
+def test_exclude_patterns_are_gitignore_like(pattern, rel, is_dir, excluded):
+    from ansible_collections.lockstep.release.plugins.plugin_utils.package import Exclude
+
+    assert bool(Exclude([pattern]).match(rel, is_dir)) is excluded
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--exclude", "!keep.txt"], "negation is not supported"),
+    (["--exclude", ""], "matches nothing or everything"),
+    (["--exclude", "/"], "matches nothing or everything"),
+    (["--exclude", "../site/version"], "are not path parts"),
+    (["--exclude", "*"], "holds no files once excluded paths are left out"),
+    (["--flags-file", "features.json", "--exclude", "features.json"], "flags file features.json is excluded"),
+    (["--flags-file", "conf/features.json", "--exclude", "conf"], "flags file conf/features.json is excluded"),
+])
+def test_bad_excludes_are_refused(site, tmp_path, args, why):
+    (site / "conf").mkdir()
+    shutil.copy(site / "features.json", site / "conf" / "features.json")
+    r = package(site, "--version", "1.0", *args, "--out", tmp_path / "out")
+    assert r.returncode == 1 and why in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()

@@ -185,6 +185,26 @@ def test_active_release_with_bad_content_refuses(run_play):
     ]))
 
 
+def test_a_state_the_login_may_not_read_or_change_is_a_privilege_refusal_never_a_mix(run_play):
+    # What the state module reports for a deploy login without become: the service's /proc entries unreadable
+    # (so no "running from" proof), the release tree not writable.
+    unreadable = host_state(consistent=False)
+    unreadable.update(user="deploy", unreadable=["/proc/8/cwd: permission denied for user deploy"], writable=False)
+    readonly = host_state()
+    readonly.update(user="deploy", unreadable=[], writable=False, base="/srv/app")
+    states = {"h1": unreadable, "h2": readonly, "h3": host_state()}
+    run_play((preflight(states=states), [
+        "out is failed",
+        "out.lockstep_gate.halted | length == 2",
+        "out.lockstep_gate.halted[0].host == 'h1'",
+        "out.lockstep_gate.halted[0].message is search('cannot read its release state as user deploy: /proc/8/cwd')",
+        "out.lockstep_gate.halted[0].message is search('[(]privilege; lockstep_become: true')",
+        "out.lockstep_gate.halted[1].message == 'user deploy cannot write /srv/app (privilege; lockstep_become: true "
+        "changes it with become)'",
+        "out.msg is not search('mixed')",
+    ]))
+
+
 def test_low_disk_refuses(run_play):
     states = {"h1": host_state(), "h2": host_state(disk=100), "h3": host_state()}
     run_play((preflight(states=states, min_free_bytes=1000), [

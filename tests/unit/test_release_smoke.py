@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.lockstep.release.plugins.action.smoke import substitute
+from ansible_collections.lockstep.release.plugins.action.smoke import check_step, substitute
 
 NAMES = {"host": "h1", "url": "http://10.0.0.1:8080", "lb": "http://lb:8000", "version": "2.1.0", "run": "r-7",
          "flags": ["rli", "odd"]}
@@ -146,3 +146,49 @@ def test_headers_are_sent_and_never_echoed(run_play, http_service):
     assert svc.headers[1]["Authorization"] == "Bearer " + token
     assert len(svc.headers) == 2  # the invalid header never left the controller
     assert token not in output, output
+
+
+# What a real application's about page answers: the version nested, a key that itself holds a dot.
+ABOUT = {"status": "ok", "build": {"release": "2.1.0", "number": 7, "tags": ["a"]}, "app.mode": "live",
+         "app": {"mode": "test"}, "error": None}
+
+
+@pytest.mark.parametrize("expect, problem", [
+    ({"build.release": "2.1.0", "status": "ok"}, None),            # nested, beside a top-level key
+    ({"build.number": "7"}, None),                                  # strings compare as before
+    ({"build": {"release": "2.1.0", "number": 7, "tags": ["a"]}}, None),  # an object compared whole
+    ({"app.mode": "live"}, None),                                   # the literal key wins over the path
+    ({"app": {"mode": "test"}}, None),
+    ({"error": None, "warning": None}, None),                       # null: null or missing
+    ({"build.release": "2.2.0"}, "build.release is '2.1.0', expected '2.2.0'"),
+    ({"build.commit": "abc"}, "build.commit is missing, expected 'abc'"),
+    ({"status.code": "ok"}, "status.code is missing"),              # a path through a string
+    ({"build.tags.0": "a"}, "build.tags.0 is missing"),             # lists are not indexed
+    ({"app.mode": "test"}, "app.mode is 'live', expected 'test'"),
+])
+def test_json_keys_are_dotted_paths(http_service, expect, problem):
+    svc = http_service({"/about": (200, ABOUT)})
+    got = check_step({"url": svc.url + "/about", "json": expect}, timeout=5)
+    if problem is None:
+        assert got is None, got
+    else:
+        assert got and got.startswith(svc.url + "/about: ") and problem in got, got
+
+
+def test_json_check_of_an_answer_that_is_not_an_object_fails(http_service):
+    svc = http_service({"/text": (200, "2.1.0"), "/list": (200, [{"version": "2.1.0"}])})
+    for path in ("/text", "/list"):
+        got = check_step({"url": svc.url + path, "json": {"version": None}}, timeout=5)
+        assert got and "answer is not a JSON object" in got, got
+
+
+def test_a_nested_json_check_through_the_action(run_play, http_service):
+    svc = http_service({"/h1/about": (200, {"app": {"version": "2.1.0"}}), "/h2/about": (200, {"app": {}})})
+    check = {"name": "about", "url": "{url}/about", "json": {"app.version": "{version}"}}
+    run_play(({"lockstep.release.smoke": {"checks": [check], "version": "2.1.0",
+                                          "hosts": {h: "%s/%s" % (svc.url, h) for h in ("h1", "h2")}}}, [
+        "out is failed",
+        "out.lockstep_gate.hosts.h1.about == 'ok'",
+        "out.lockstep_gate.halted | map(attribute='host') | list == ['h2']",
+        "\"app.version is missing, expected '2.1.0'\" in out.msg",
+    ]))

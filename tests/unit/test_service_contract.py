@@ -22,6 +22,10 @@ from ansible_collections.lockstep.release.plugins.module_utils.release_state imp
     (b'{"version": "2.1.0", "pid": 7}', None, "2.1.0", None),
     (b'{"build": {"version": "2.1.0"}}', "build.version", "2.1.0", None),
     (b'{"app_version": 3}', "app_version", "3", None),
+    (b'{"app": {"about": {"version": "1.4"}}}', "app.about.version", "1.4", None),    # any depth
+    (b'{"app.version": "7", "app": {"version": "8"}}', "app.version", "7", None),   # a literal dotted key first
+    (b'{"app.version": null, "app": {"version": "8"}}', "app.version", None, "JSON answer has no version"),
+    (b'{"build": ["2.1.0"]}', "build.0", None, "JSON answer has no version in field 'build.0'"),  # no list index
     (b'{"status": "ok"}', None, None, "JSON answer has no version in field 'version'"),
     (b'{"build": {"version": {"x": 1}}}', "build.version", None, "JSON answer has no version in field 'build.version'"),
     (b"<html>\n<body>It works</body>\n</html>\n", None, None, "answer is neither JSON nor a one-line"),

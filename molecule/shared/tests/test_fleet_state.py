@@ -3,7 +3,7 @@
 testinfra connects to every host of the group `app` with the fleet's own inventory (keys, known_hosts). The
 scenario says what the fleet must look like in ``LOCKSTEP_MOLECULE_EXPECT`` (its molecule.yml, verifier.env)::
 
-    {"version": "1.0.0", "releases": ["1.0.0"], "lb": "UP",
+    {"version": "1.0.0", "releases": ["1.0.0"], "lb": "UP", "login": "root", "service_user": "root",
      "hosts": {"h3": {"version": "2.1.0", "releases": ["1.0.0", "2.1.0"], "lb": "MAINT"}}}
 
 ``version``: the release ``current`` points to, the one the process listening on the host's service port was
@@ -79,6 +79,12 @@ def test_the_listening_process_was_started_from_the_expected_release(host, hostv
     # The kernel's view of the process: its real working directory (bin/ctl starts it from the release).
     assert host.check_output("readlink /proc/%s/cwd", str(listener)) == release_dir
     assert host.process.get(pid=listener).comm.startswith("python")
+
+
+def test_the_login_and_the_service_run_as_the_expected_users(host, hostvars, listener):
+    # Scenario default logs in as a deploy user with sudo and runs the service as its own user, as teams do.
+    assert hostvars["ansible_user"] == EXPECT.get("login", "root"), hostvars["ansible_user"]
+    assert host.process.get(pid=listener).user == EXPECT.get("service_user", "root")
 
 
 def test_the_process_reports_the_expected_version_over_http(host, hostvars, listener):

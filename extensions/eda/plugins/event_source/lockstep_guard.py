@@ -19,8 +19,14 @@ majority to tell right from wrong, or the offender is no inventory host). Hosts 
 not judged: they are out of traffic. While a release holds the lock (``lockstep_lock_path``) nothing is emitted at
 all: a release is mixed on purpose.
 
+The lock (and the outcome next to it) and HAProxy are read where they are kept: on the controller in process; on
+``lockstep_lock_host`` / the load balancer's host, when Ansible does not reach it with the local connection, through
+ansible-core itself (``ansible HOST -m ansible.builtin.slurp`` / ``lockstep.release.haproxy state=query``), all at
+once at the start of each poll.
+
 Options (each also read from an environment variable, for ``make guard`` and the tests):
-  inventory: the YAML inventory (``LOCKSTEP_INVENTORY``; default inventory/local of the repository)
+  inventory: the inventory, read by ansible-core (``LOCKSTEP_INVENTORY``; default Ansible's own: ANSIBLE_INVENTORY or
+    ansible.cfg's inventory)
   interval: seconds between polls (``LOCKSTEP_GUARD_INTERVAL``; default 2)
   ledger_dir: where releases are recorded (``LOCKSTEP_LEDGER_DIR``; default .lockstep/ledger)
   timeout: seconds per probe (``LOCKSTEP_GUARD_TIMEOUT``; default 1)
@@ -34,6 +40,7 @@ import os
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 
 def _collections_dir():
@@ -57,8 +64,12 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.audit import prob
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out  # noqa: E402
 from ansible_collections.lockstep.release.plugins.plugin_utils.operator_cli import (  # noqa: E402
     Inventory,
+    InventoryError,
+    RemoteError,
     _read_lock,
+    ansible_module,
     default_inventory,
+    lock_place,
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(
@@ -110,14 +121,18 @@ def read_outcome(lock_path):
     return out if isinstance(out, dict) else None
 
 
-def expected_release(lock_path, directory, cache=None):
+def expected_release(lock_path, directory, cache=None, outcome=False):
     """What every serving host must run now: ``{"version", "content", "ledger", "source"}`` or None (unknown).
 
     The outcome next to the lock comes first: it is on disk before the lock is free, while the run's ledger is
     still being finished. Without one (no run has freed the lock since), the ledger's last successful release.
+    ``outcome``: the outcome already read from the lock's host (None: there is none); by default read here.
     """
     cache = {} if cache is None else cache
-    outcome = read_outcome(lock_path) if lock_path else None
+    if outcome is False:
+        outcome = read_outcome(lock_path) if lock_path else None
+    elif outcome is not None and (not isinstance(outcome, dict) or "unreadable" in outcome):
+        outcome = None
     if outcome is None:
         return last_release(directory, cache)
     version = outcome.get("serving")
@@ -230,7 +245,7 @@ def faults(hosts, probes, metrics, thresholds, lb_servers, release=None):
         if name not in hosts and srv.get("serving"):
             out.append({"fault": "unknown-backend", "scope": "service", "host": name, "message":
                         "HAProxy serves %s (%s), which is not in the inventory" % (name, srv.get("addr"))})
-    offenders = {host for _, host, _ in found}
+    offenders = {f[1] for f in found}
     # Isolate only what can be told apart: a healthy serving host must remain, and the fleet must say what is right.
     isolable = majority and bool(set(serving) - offenders)
     for fault, host, msg in found:
@@ -266,13 +281,24 @@ class Guard:
 
     def __init__(self, args):
         env = os.environ
-        self.inventory = os.path.abspath(args.get("inventory") or default_inventory(REPO))
+        sources = [args["inventory"]] if args.get("inventory") else default_inventory()
+        self.inventory = ", ".join(s if "," in s else os.path.abspath(s) for s in sources)
         self.interval = float(args.get("interval") or env.get("LOCKSTEP_GUARD_INTERVAL") or 2)
         self.timeout = float(args.get("timeout") or env.get("LOCKSTEP_GUARD_TIMEOUT") or 1)
         self.ledger_dir = os.path.abspath(args.get("ledger_dir") or env.get("LOCKSTEP_LEDGER_DIR")
                                           or os.path.join(".lockstep", "ledger"))
-        inv = Inventory(self.inventory)
-        group = inv.var("lockstep_group")
+        try:
+            inv = Inventory(sources)
+            group = inv.var("lockstep_group")
+            self._init_from(inv, group)
+        except InventoryError as e:
+            raise SystemExit("lockstep guard: %s" % e) from None
+        self._ledger_cache = {}
+        self._said = set()
+        self._writer = None
+        self._polled = {}
+
+    def _init_from(self, inv, group):
         self.hosts = sorted(inv.groups.get(group) or [])
         if not self.hosts:
             raise SystemExit("lockstep guard: inventory %s has no hosts in group %s" % (inv.path, group))
@@ -286,9 +312,11 @@ class Guard:
         self.socket = inv.var("lockstep_haproxy_socket", group=group)
         self.backend = inv.var("lockstep_haproxy_backend", group=group) or group
         self.lock_path = os.path.normpath(inv.var("lockstep_lock_path", group=group) or "")
-        self._ledger_cache = {}
-        self._said = set()
-        self._writer = None
+        self.inv = inv
+        # Where the release keeps them: the lock on lockstep_lock_host, HAProxy on the load balancer's host.
+        self.place = lock_place(inv, path=self.lock_path) if self.lock_path else None
+        lb = inv.members.get(inv.var("lockstep_lb_group", group=group) or "lb") or []
+        self.lb_host = lb[0] if self.socket and lb and not inv.is_controller(lb[0]) else None
 
     def record_problem(self, fault):
         """A fault of the record, not of the fleet: printed and written to the guard's own ledger once per key
@@ -309,27 +337,79 @@ class Guard:
         except OSError as e:
             print("lockstep guard: cannot write its ledger (%s)" % e, flush=True)
 
+    @property
+    def remote(self):
+        return bool(self.place and self.place.remote) or bool(self.lb_host)
+
     def lock(self):
+        if "lock" in self._polled:
+            return self._polled.pop("lock")  # read at the start of this poll, used once
+        if self.place and self.place.remote:
+            return self._remote_read(self.place.read)
         return _read_lock(self.lock_path) if self.lock_path else None
+
+    @staticmethod
+    def _remote_read(read, suffix=""):
+        """A file next to the lock on its host; a host that cannot be asked counts as holding the lock (the guard
+        cannot tell whether a release runs: it acts on nothing)."""
+        try:
+            return read(suffix)
+        except RemoteError as e:
+            return {"unreadable": str(e)}
+
+    def lb_servers(self):
+        """HAProxy's servers of the backend, asked on the load balancer's host through Ansible, or None."""
+        try:
+            result = ansible_module(self.inv, self.lb_host, "lockstep.release.haproxy",
+                                    {"socket": self.socket, "backend": self.backend, "state": "query"})
+            if result["_status"] == "FAILED!" or not isinstance(result.get("servers"), dict):
+                raise RemoteError(result.get("msg") or "no servers in the answer")
+            return result["servers"]
+        except RemoteError as e:
+            print("lockstep guard: HAProxy not readable on %s (%s): every host counts as serving" % (
+                self.lb_host, e), flush=True)
+            return None
+
+    def _poll_remote(self):
+        """This poll's reads on the hosts that keep them, all at once: ``{"lock", "outcome", "lb"}``."""
+        jobs = {}
+        if self.place and self.place.remote:
+            jobs["lock"] = lambda: self._remote_read(self.place.read)
+            jobs["outcome"] = lambda: self._remote_read(self.place.read, ".outcome")
+        if self.lb_host:
+            jobs["lb"] = self.lb_servers
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            futures = {k: pool.submit(job) for k, job in jobs.items()}
+            return {k: f.result() for k, f in futures.items()}
 
     def poll(self):
         """``(lock, events)``: the lock's holder and no event while a release holds the lock (a release is mixed
         on purpose), else ``(None, events)`` with one event per fault found."""
+        self._polled = self._poll_remote() if self.remote else {}
         lock = self.lock()
         events = [] if lock else self.observe()
-        # The lock again: a release that started while the fleet was probed is mixed on purpose.
-        lock = lock or self.lock()
+        # The lock again: a release that started while the fleet was probed is mixed on purpose. (Through Ansible
+        # only when there is something to hold back.)
+        if events or not (self.place and self.place.remote):
+            lock = lock or self.lock()
+        self._polled = {}
         return (lock, []) if lock else (None, events)
 
     def observe(self):
         probes = probe_fleet(self.version_urls, timeout=self.timeout)
         metrics = fan_out(scrape, self.metrics_urls) if self.thresholds else {}
-        try:
-            lb = haproxy_api.servers(self.socket, self.backend) if self.socket else None
-        except haproxy_api.HAProxyError as e:
-            print("lockstep guard: HAProxy not readable (%s): every host counts as serving" % e, flush=True)
-            lb = None
-        release = expected_release(self.lock_path, self.ledger_dir, self._ledger_cache)
+        if "lb" in self._polled:
+            lb = self._polled["lb"]
+        elif self.lb_host:
+            lb = self.lb_servers()
+        else:
+            try:
+                lb = haproxy_api.servers(self.socket, self.backend) if self.socket else None
+            except haproxy_api.HAProxyError as e:
+                print("lockstep guard: HAProxy not readable (%s): every host counts as serving" % e, flush=True)
+                lb = None
+        release = expected_release(self.lock_path, self.ledger_dir, self._ledger_cache,
+                                   **({"outcome": self._polled["outcome"]} if "outcome" in self._polled else {}))
         events = []
         for f in faults(self.hosts, probes, metrics, self.thresholds, lb, release):
             f.update(key="%s:%s:%s" % (f["fault"], f["host"], (probes.get(f["host"]) or {}).get("pid")),
@@ -348,14 +428,18 @@ class Guard:
 async def main(queue: asyncio.Queue, args: dict):
     guard = Guard(args or {})
     print("lockstep guard: watching %d hosts of %s every %.1f s (ledger %s, lock %s)" % (
-        len(guard.hosts), guard.inventory, guard.interval, guard.ledger_dir, guard.lock_path), flush=True)
+        len(guard.hosts), guard.inventory, guard.interval, guard.ledger_dir, guard.place or guard.lock_path),
+        flush=True)
     held = None
     while True:
         started = time.monotonic()
         lock, events = await asyncio.to_thread(guard.poll)
         if bool(lock) != bool(held):
-            print("lockstep guard: %s" % ("release lock held by run %s (version %s): not acting" % (
-                lock.get("run_id"), lock.get("version")) if lock else "release lock free: watching"), flush=True)
+            print("lockstep guard: %s" % (("release lock unreadable (%s): not acting" % lock["unreadable"]
+                                           if "unreadable" in lock else
+                                           "release lock held by run %s (version %s): not acting" % (
+                                               lock.get("run_id"), lock.get("version")))
+                                          if lock else "release lock free: watching"), flush=True)
         held = lock
         for event in events:
             print("lockstep guard: fault %s (%s): %s" % (event["lockstep_guard"]["fault"],
