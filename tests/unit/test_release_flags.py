@@ -99,6 +99,9 @@ def test_preflight_lets_2_1_0_through_and_says_why(run_play):
 def test_override_needs_a_reason_and_is_said(run_play):
     run_play((preflight(states=_states("1.0.0"), manifest=_manifest("2.0.0"), allow_flag_reuse=True), [
         "out is failed",
+        # Refused by the gate for want of a reason, not by a crash.
+        "out.lockstep_gate.halted[0].message is search('flag-reuse; lockstep_allow_flag_reuse with "
+        "lockstep_flag_reuse_reason')",
     ]), (preflight(states=_states("1.0.0"), manifest=_manifest("2.0.0"), allow_flag_reuse=True,
                    flag_reuse_reason="clients stopped sending rlp on 2026-11-01"), [
         "out is not failed",

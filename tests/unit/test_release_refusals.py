@@ -63,3 +63,25 @@ def test_a_release_the_ledger_does_not_record_is_refused(run_play, tmp_path):
             "'callbacks_enabled = lockstep.release.ledger' in out.msg"]),
         (dict(plan(tmp_path, lb="none", require_ledger=False)), ["out is not failed"]),
     )
+
+
+def test_the_plans_input_refusals_each_name_their_cause(run_play, tmp_path):
+    # Each refused before any host is contacted, by the plan itself (its message), never by a later crash.
+    (tmp_path / "2.0.0.manifest.json").write_text('{"version": "1.9.9"}')
+    (tmp_path / "3.0.0.manifest.json").write_text('{"version": "3.0.0", "sha256": "0"}')
+    (tmp_path / "4.0.0.tar.gz").write_bytes(b"changed after the manifest was written")
+    (tmp_path / "4.0.0.manifest.json").write_text('{"version": "4.0.0", "sha256": "%s"}' % ("a" * 64))
+    base = plan(tmp_path, lb="none")["lockstep.release.plan"]
+
+    def case(**args):
+        return {"lockstep.release.plan": dict(base, **args)}
+
+    run_play(
+        (case(version="../1.0.0"), ["out is failed", "'is not a plain version string' in out.msg"]),
+        (case(group_hosts=[]), ["out is failed", "'has no hosts: there is no fleet' in out.msg"]),
+        (case(version="9.9.9"), ["out is failed", "'unknown version 9.9.9: no manifest' in out.msg"]),
+        (case(version="2.0.0"), ["out is failed", "out.msg is search(\"is for version '1.9.9'\")"]),
+        (case(version="3.0.0"), ["out is failed", "'artifact ' in out.msg and 'is missing' in out.msg"]),
+        (case(version="4.0.0"), ["out is failed", "'is corrupted' in out.msg and 'artifact-integrity' in out.msg"]),
+        (case(), ["out is not failed"]),
+    )
