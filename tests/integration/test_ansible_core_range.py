@@ -211,4 +211,6 @@ def test_unit_tests_pass_on_every_supported_ansible_core(unit_runs):
         out.seek(0)
         text = out.read()
         assert proc.returncode == 0, "ansible-core %s:\n%s" % (version, text[-8000:])
-        assert re.search(r"^\d+ passed in ", text, re.M), "ansible-core %s:\n%s" % (version, text[-3000:])
+        # Passed, nothing else: a deprecation warning of an older core (2.16's crypt) is said, not a failure.
+        assert re.search(r"^\d+ passed(, \d+ warnings?)? in ", text, re.M), "ansible-core %s:\n%s" % (
+            version, text[-3000:])
