@@ -13,7 +13,7 @@ description:
   - Runs on the controller; every check on every host at once. A check is one request or a list of I(steps) run in
     order (for a behavioural check, send an order, then ask the exchange what it received).
   - In strings, C({host}), C({url}) (the host's service URL), C({lb}), C({version}) (the release's label),
-    C({service_version}) (the version its service reports: the label unless its manifest says otherwise) and
+    C({service_version}) (the version its service reports, the label unless its manifest says otherwise) and
     C({run}) are replaced.
 options:
   halt:
