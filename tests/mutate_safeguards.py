@@ -130,7 +130,7 @@ MUTATIONS = [
     (
         'audit: running version (HTTP layer)',
         'plugins/plugin_utils/audit.py',
-        '            if version is not None and p.get("version") != version:',
+        '            if version is not None and label(host) != version:',
         '            if False:',
         'test_audit.py::test_audit_names_a_process_swapped_for_the_old_version',
     ),
@@ -962,6 +962,21 @@ MUTATIONS = [
         '        if False:',
         'test_release_input.py::test_bad_input_is_refused_before_any_host_changes',
         'tests/unit/test_release_refusals.py::test_the_plans_input_refusals_each_name_their_cause',
+    ),
+    (
+        'a release is proven by the version its manifest says its service reports',
+        'plugins/module_utils/release_state.py',
+        '            run["reported_version"], run["version"] = run["version"], rel["version"]',
+        '            pass',
+        'test_any_service.py::test_an_application_from_a_package_index_nested_version_no_health_no_metrics',
+        'tests/unit/test_about_site.py::test_a_label_other_than_the_reported_version_is_proven_by_its_manifest',
+    ),
+    (
+        'gates read a declared service version as its release',
+        'plugins/action/gate.py',
+        '                if want is not None and p.get("version") not in {want, reports.get(want, want)}:',
+        '                if want is not None and p.get("version") != want:',
+        'test_any_service.py::test_an_application_from_a_package_index_nested_version_no_health_no_metrics',
     ),
     (
         'a state the login may not read is a privilege refusal, not a mix',

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import parse_version
-from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
+from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result, service_versions
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import fan_out, request
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
@@ -37,6 +37,8 @@ class ActionModule(ActionBase):
         state_hosts=dict(type="list", elements="str"),
         version_urls=dict(type="dict", default={}),
         wave=dict(type="dict"),
+        # {label: the version the service reports}, for releases that report another version than their label.
+        reports=dict(type="dict", default={}),
     )
 
     @scrubbed
@@ -44,6 +46,7 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGS)
         expect = args["expect"]
+        reports = dict(service_versions(args["states"].values()), **args["reports"])
         probes = fan_out(_probe, {h: args["version_urls"][h] for h in expect if h in args["version_urls"]})
         hosts, halted = {}, []
         # Hosts whose on-disk state must be known; by default every host when states are given at all.
@@ -70,7 +73,7 @@ class ActionModule(ActionBase):
             if host in probes:
                 p = probes[host]
                 row["reported_version"] = p.get("version")
-                if want is not None and p.get("version") != want:
+                if want is not None and p.get("version") not in {want, reports.get(want, want)}:
                     problems.append("reports %s" % (p.get("version") if p["reachable"] else p["error"]))
             row["ok"] = not problems
             hosts[host] = row

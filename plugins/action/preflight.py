@@ -14,7 +14,7 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lockstep.release.plugins.plugin_utils.flags import conflicts, declared
-from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result
+from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result, service_versions
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 
@@ -219,4 +219,5 @@ class ActionModule(ActionBase):
         before_decl = (others.get(before) or (None, None))[0] if before else None
         before_flags = (before_decl or ({}, set()))[0]
         result["before_flags"] = sorted(n for n, f in before_flags.items() if f.get("since") == before)
+        result["reports"] = service_versions(a["states"].values(), target, a["manifest"])
         return result

@@ -15,8 +15,8 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import sc
 
 
 def substitute(value, names):
-    """Replace ``{host}``, ``{url}``, ``{lb}``, ``{version}``, ``{run}`` in every string of a structure; a string
-    that is exactly ``{flags}`` becomes the list of flags the release introduces."""
+    """Replace ``{host}``, ``{url}``, ``{lb}``, ``{version}``, ``{service_version}``, ``{run}`` in every string of a
+    structure; a string that is exactly ``{flags}`` becomes the list of flags the release introduces."""
     if value == "{flags}":
         return list(names["flags"])
     if isinstance(value, str):
@@ -68,6 +68,8 @@ class ActionModule(ActionBase):
         hosts=dict(type="dict", required=True),
         lb_url=dict(type="str"),
         version=dict(type="str"),
+        # {label: the version the service reports}: {service_version} in a check (the label's own when absent).
+        reports=dict(type="dict", default={}),
         versions=dict(type="dict", default={}),
         flags=dict(type="list", elements="str", default=[]),
         run_id=dict(type="str", default="smoke"),
@@ -86,6 +88,7 @@ class ActionModule(ActionBase):
             for host, url in targets:
                 names = {"host": host, "url": url, "lb": a["lb_url"], "run": a["run_id"], "flags": a["flags"],
                          "version": a["versions"].get(host) or a["version"]}
+                names["service_version"] = a["reports"].get(names["version"]) or names["version"]
                 steps = check.get("steps") or [{k: v for k, v in check.items()
                                                 if k not in ("name", "per_host", "retries", "delay")}]
                 if check.get("steps") and check.get("headers"):  # the check's headers go with each of its steps

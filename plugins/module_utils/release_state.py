@@ -58,6 +58,9 @@ def release_info(release_dir):
         # What the release's code reads, for the flag-reuse gate; None when the manifest declares nothing.
         "flags": manifest.get("flags") if manifest and "flags" in manifest else None,
         "retired_flags": (manifest.get("retired_flags") or []) if manifest and "flags" in manifest else None,
+        # The version the service reports when it runs this release: its label unless the manifest says otherwise
+        # (the same application version with new data or configuration: bin/lockstep package --service-version).
+        "service_version": (manifest.get("service_version") if manifest else None) or name,
     }
     if manifest is None:
         info["problem"] = "no readable %s" % MANIFEST_NAME
@@ -204,6 +207,19 @@ def running_state(version_url, pidfile, timeout, version_field=None, denied=None
     return run
 
 
+def by_label(run, releases):
+    """The running process's version in lockstep's terms, the release's label: a process that runs from a kept
+    release and reports that release's ``service_version`` runs that release (``reported_version`` keeps what it
+    said). Nothing changes for a release whose manifest declares no other service version."""
+    for rel in releases:
+        if rel.get("service_version", rel["version"]) == rel["version"] or run.get("version") != rel["service_version"]:
+            continue
+        root = os.path.realpath(rel["path"])
+        if (run.get("cwd") and os.path.realpath(run["cwd"]) == root) or (run.get("exe") and _inside(run["exe"], root)):
+            run["reported_version"], run["version"] = run["version"], rel["version"]
+            return
+
+
 def _inside(path, root):
     path = os.path.realpath(path)
     return path == root or path.startswith(root + os.sep)
@@ -300,6 +316,7 @@ def gather(base, version_url=None, pidfile=None, flags_file=None, lock_path=None
         state["active_problem"] = "current points at %s, which is not a kept release" % active_path
 
     run = running_state(version_url, pidfile, timeout, version_field, denied)
+    by_label(run, releases)
     run["from_active"], run["problem"] = started_from(run, active_path)
     state["user"] = _login()
     state["unreadable"] = denied

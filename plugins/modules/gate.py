@@ -49,6 +49,13 @@ options:
   wave:
     description: Wave progress to publish as C(lockstep_wave) when the gate passes.
     type: dict
+  reports:
+    description:
+      - Release label to the version its service reports, for releases whose manifest declares a
+        C(service_version) other than their label; a version URL that answers it proves the label. Releases
+        named in I(states) add their own.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - lockstep.release.controller
 """

@@ -146,6 +146,12 @@ found:
   returned: always
   type: dict
   sample: {"h1": "2.1.0"}
+reports:
+  description: Release label to the version its service reports, for kept releases and the target whose manifest
+    declares another C(service_version) than their label.
+  returned: always
+  type: dict
+  sample: {"1.4.2-data7": "1.4.2"}
 inherited:
   description: Hosts an interrupted run of this release already put on it (rolled back with the others on a halt).
   returned: always

@@ -12,7 +12,9 @@ version_added: "0.1.0"
 description:
   - Runs on the controller; every check on every host at once. A check is one request or a list of I(steps) run in
     order (for a behavioural check, send an order, then ask the exchange what it received).
-  - In strings, C({host}), C({url}) (the host's service URL), C({lb}), C({version}) and C({run}) are replaced.
+  - In strings, C({host}), C({url}) (the host's service URL), C({lb}), C({version}) (the release's label),
+    C({service_version}) (the version its service reports, the label unless its manifest says otherwise) and
+    C({run}) are replaced.
 options:
   halt:
     description:
@@ -68,6 +70,10 @@ options:
     default: []
   versions:
     description: Host name to the version that host should run, where it differs from I(version) (a fleet that started mixed).
+    type: dict
+    default: {}
+  reports:
+    description: Release label to the version its service reports, where they differ; C({service_version}) is it.
     type: dict
     default: {}
   run_id:

@@ -108,8 +108,16 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
         if row:
             rows.setdefault(host, {"host": host, "problems": []})["problems"].append(message)
 
+    def label(host):
+        # What the process reports, in release labels: a release whose service reports another version than its
+        # label (its manifest's service_version) is known by its label once the host's state names it.
+        p, run = probes.get(host) or {}, ((states.get(host) or {}).get("running") or {})
+        if p.get("version") is not None and p.get("version") == run.get("reported_version"):
+            return run.get("version")
+        return p.get("version")
+
     if service == "running":
-        seen = [probes.get(h, {}).get("version") for h in hosts] if "http" in layers else [
+        seen = [label(h) for h in hosts] if "http" in layers else [
             (states.get(h) or {}).get("running_version") for h in hosts]
         version = expect or _majority(seen)
         if ssh:
@@ -124,7 +132,9 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
         run = (st or {}).get("running") or {}
         row = rows.setdefault(host, {"host": host, "problems": []})
         if "http" in layers:
-            row.update(running=p.get("version"), pid=p.get("pid"), directory=p.get("directory"))
+            row.update(running=label(host), pid=p.get("pid"), directory=p.get("directory"))
+            if label(host) != p.get("version"):
+                row["reported"] = p.get("version")
         else:
             row.update(running=run.get("version"), pid=run.get("pid"), directory=run.get("directory"))
         if st is not None:
@@ -147,11 +157,11 @@ def judge(hosts, urls, probes, base=None, states=None, errors=None, layers=("htt
         elif not p.get("reachable"):
             bad(host, "does not report over HTTP: %s" % p.get("error"))
         else:
-            if version is not None and p.get("version") != version:
+            if version is not None and label(host) != version:
                 bad(host, "process %s runs %s, the fleet runs %s" % (p.get("pid"), p.get("version"), version))
             # Only a service that reports its start directory can be judged on it here; the SSH layer asks /proc.
             if base and p.get("directory") is not None:
-                tree = os.path.join(base, "releases", str(p.get("version")))
+                tree = os.path.join(base, "releases", str(label(host)))
                 if os.path.normpath(str(p.get("directory"))) != tree:
                     bad(host, "process %s was started from %s, outside the release tree (expected %s)" % (
                         p.get("pid"), p.get("directory"), tree))

@@ -43,3 +43,18 @@ def gate_result(gate, hosts, halted, extra_msg=None, halt=True, **extra):
     }
     result["lockstep_gate"].update(extra)
     return result
+
+
+def service_versions(states, target=None, manifest=None):
+    """``{label: version the service reports}`` for every release whose manifest says the service reports another
+    version than the release's label (``service_version``), from the hosts' states (their kept releases) and the
+    target's manifest. Empty for every release that reports its label, as most do."""
+    out = {}
+    for st in states:
+        for rel in (st or {}).get("releases") or []:
+            reported = rel.get("service_version")
+            if reported and reported != rel.get("version"):
+                out[rel["version"]] = reported
+    if target and (manifest or {}).get("service_version") not in (None, "", target):
+        out[target] = manifest["service_version"]
+    return out

@@ -261,13 +261,16 @@ def read_tree(src, exclude=None, excluded=None):
     return files, modes, skipped
 
 
-def package(src, version, name=None, out_dir=".", flags_file=None, exclude=(), excluded=None):
+def package(src, version, name=None, out_dir=".", flags_file=None, exclude=(), excluded=None, service_version=None):
     """Build ``[<name>-]<version>.tar.gz`` and its manifest from directory ``src``; return ``(manifest, paths,
     skipped)``. ``flags_file`` (relative paths are inside ``src``, like ``lockstep_flags_file``) fills the
     manifest's ``flags`` and ``retired_flags``. ``exclude``: gitignore-like patterns (``Exclude``) of paths left
-    out of the tarball and so of its checksums; what they left out is appended to the list ``excluded``."""
+    out of the tarball and so of its checksums; what they left out is appended to the list ``excluded``.
+    ``service_version``: the version the service reports when it runs this release, when not its label."""
     if not valid_version(version):
         raise ValueError("version %r is not a plain version string (it is a directory name on every host)" % version)
+    if service_version is not None and not valid_version(service_version):
+        raise ValueError("service version %r is not a plain version string" % service_version)
     if name is not None and not valid_version(name):
         raise ValueError("name %r is not a plain name (letters, digits, '.', '_', '+', '-')" % name)
     left_out = []
@@ -290,6 +293,9 @@ def package(src, version, name=None, out_dir=".", flags_file=None, exclude=(), e
     tarball = make_tarball(files, modes)
     manifest = manifest_for(name or os.path.basename(os.path.realpath(src)), version, stem + ".tar.gz", tarball,
                             flags_cfg, flags_file)
+    if service_version and service_version != version:
+        # Only when it differs: every other manifest stays byte for byte what it was.
+        manifest["service_version"] = service_version
     return manifest, write_artifact(out_dir, stem, tarball, manifest), skipped
 
 
@@ -312,6 +318,10 @@ def add_command(sub):
                    "('scripts/build-*', '/Makefile'); a trailing slash matches directories only; '*' stays within "
                    "a directory, '**' crosses them; no '!' negation. Left out of the tarball and so of the "
                    "manifest's checksums; listed on stderr")
+    p.add_argument("--service-version", metavar="V",
+                   help="the version the service reports when it runs this release, when it is not --version (the "
+                   "same application version with new data or configuration: --version 1.4.2-data7 "
+                   "--service-version 1.4.2); lockstep then proves the release by it")
     p.set_defaults(func=cmd_package)
 
 
@@ -319,7 +329,8 @@ def cmd_package(args):
     excluded = []
     try:
         manifest, (tar_path, manifest_path), skipped = package(args.dir, args.version, args.name, args.out,
-                                                               args.flags_file, args.exclude, excluded)
+                                                               args.flags_file, args.exclude, excluded,
+                                                               args.service_version)
     except ValueError as e:
         print("lockstep package: %s" % e, file=sys.stderr)
         return 1

@@ -58,12 +58,14 @@ def release_dir(root, version, reports=None):
     return src
 
 
-def build(tmp_path, version, reports=None, out=None):
+def build(tmp_path, version, reports=None, out=None, declare=True):
     """``<out>/about-site-<version>.{tar.gz,manifest.json}`` (default out: ``<tmp_path>/artifacts``), packaged by
     ``bin/lockstep package`` with ``EXCLUDES``; returns the artifact directory."""
     out = str(out or os.path.join(str(tmp_path), "artifacts"))
     src = release_dir(os.path.join(str(tmp_path), "src"), version, reports)
     excludes = [arg for pattern in EXCLUDES for arg in ("--exclude", pattern)]
+    if reports and declare:  # the manifest says which version the service reports when it runs this release
+        excludes += ["--service-version", reports]
     proc = subprocess.run([sys.executable, os.path.join(REPO, "bin", "lockstep"), "package", src, "--version",
                            version, "--name", NAME, "--out", out, *excludes], capture_output=True, text=True,
                           timeout=60)

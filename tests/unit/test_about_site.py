@@ -42,8 +42,8 @@ def site(tmp_path, run_module):
     url = "http://127.0.0.1:%d" % port
     v = about_site.VARS
 
-    def make(version, reports=None, timeout=15):
-        out = about_site.build(tmp_path / version, version, reports=reports)
+    def make(version, reports=None, timeout=15, declare=True):
+        out = about_site.build(tmp_path / version, version, reports=reports, declare=declare)
         manifest = json.loads(open(os.path.join(out, "about-site-%s.manifest.json" % version)).read())
         rc, res = run_module("deploy", dict(base=str(base), state="staged", version=version, manifest=manifest,
                                             artifact_path=os.path.join(out, "about-site-%s.tar.gz" % version)))
@@ -82,7 +82,8 @@ def test_released_and_read_as_lockstep_reads_it(site):
     assert _get(site.url + "/health")[0] == 404
     assert _get(site.url + "/metrics")[0] == 404
     # Its smoke checks, as the smoke phase substitutes them: the nested version, the name, through dotted keys.
-    names = {"host": "h1", "url": site.url, "lb": site.url, "run": "r1", "flags": [], "version": "1.0.0"}
+    names = {"host": "h1", "url": site.url, "lb": site.url, "run": "r1", "flags": [], "version": "1.0.0",
+             "service_version": "1.0.0"}
     for check in about_site.VARS["lockstep_smoke_checks"]:
         step = substitute({k: v for k, v in check.items() if k not in ("name", "per_host")}, names)
         assert check_step(step, timeout=5) is None, check["name"]
@@ -95,10 +96,15 @@ def test_released_and_read_as_lockstep_reads_it(site):
     assert res["lockstep_state"]["running"]["cwd"] == str(site.base / "releases" / "2.0.0")
 
 
-def test_a_label_other_than_the_reported_version_is_refused_today(site):
-    # The same application version with new data: label 1.0.0-data2, /about still says 1.0.0. lockstep compares
-    # the reported version with the release's directory name, so it cannot be proven yet (issue 18, item 4).
+def test_a_label_other_than_the_reported_version_is_proven_by_its_manifest(site):
+    # The same application version with new data: label 1.0.0-data2, /about still says 1.0.0. Undeclared, that is
+    # a process that does not run the release; declared in the manifest (package --service-version), it is proven.
     assert site("1.0.0")[0] == 0
-    rc, res = site("1.0.0-data2", reports="1.0.0", timeout=3)
+    rc, res = site("1.0.0-data1", reports="1.0.0", timeout=3, declare=False)
     assert rc != 0
     assert res["lockstep_check"] == "running-version", res
+    rc, res = site("1.0.0-data2", reports="1.0.0")
+    assert rc == 0, res
+    run = res["lockstep_state"]["running"]
+    assert (run["version"], run["reported_version"]) == ("1.0.0-data2", "1.0.0"), run
+    assert res["lockstep_state"]["consistent"] is True, res
