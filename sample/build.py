@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(REPO, "collections"))
 from ansible_collections.lockstep.release.plugins.plugin_utils import package  # noqa: E402 (after sys.path, on purpose)
 
 NAME = "order-router"
-VERSIONS = ("1.0.0", "2.0.0", "2.1.0", "2.2.0")
+VERSIONS = ("1.0.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0")
 EXECUTABLE_DIRS = ("bin/",)
 _SKIP = package.DEBRIS_DIRS
 

@@ -1011,6 +1011,60 @@ MUTATIONS = [
         '          lockstep.release.state:',
         'test_nonroot.py::test_a_deploy_login_with_a_vaulted_sudo_password_releases_audits_halts_resumes_and_rolls_back',
     ),
+    (
+        'the rollback is rehearsed on the canary before wave 2',
+        'roles/rollout/tasks/main.yml',
+        '        and __lockstep_ctl.__lockstep_rehearse | default(false)',
+        '        and false',
+        'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+    ),
+    (
+        'a failed rehearsal halts naming the rehearsal and what failed',
+        'roles/rollout/tasks/rehearse.yml',
+        '          gate: rehearsal\n',
+        '          gate: switch\n',
+        'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+    ),
+    (
+        'the rehearsal checks the previous release serves with its smoke checks',
+        'roles/rollout/tasks/rehearse.yml',
+        "        and (__lockstep_rehearse_back is failed or not __lockstep_rehearse_smoke.lockstep_gate.passed | default(true))",
+        "        and __lockstep_rehearse_back is failed",
+        'test_rehearsal.py::test_a_previous_release_that_fails_its_smoke_checks_after_the_new_one_ran_is_refused',
+    ),
+    (
+        'the rollback restores the state of a canary whose rehearsal failed',
+        'roles/rollout/tasks/main.yml',
+        '             and inventory_hostname in __lockstep_ctl.__lockstep_rehearsal_restore | default([]) else omit }}',
+        '             and false else omit }}',
+        'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+    ),
+    (
+        'the state snapshot is the one from before the run first switched the host',
+        'plugins/modules/deploy.py',
+        '        if os.path.isdir(dest):\n            return\n',
+        '        if False:\n            return\n',
+        'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+        'tests/unit/test_release_deploy.py::'
+        'test_state_is_kept_from_before_the_runs_first_switch_and_restored_only_when_asked',
+    ),
+    (
+        'turning the rehearsal off needs a reason',
+        'plugins/action/plan.py',
+        '        if not a["rehearse"] and not (a["rehearse_reason"] or "").strip():',
+        '        if False:',
+        'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+        'tests/unit/test_release_refusals.py::test_the_plans_input_refusals_each_name_their_cause',
+    ),
+    (
+        'the rehearsal turned off is recorded',
+        'plugins/action/preflight.py',
+        '            warnings.append(rehearsal)',
+        '            pass',
+        'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+        'tests/unit/test_release_preflight.py::'
+        'test_the_rollback_rehearsal_is_planned_said_when_off_and_skipped_on_a_first_release',
+    ),
 ]
 
 

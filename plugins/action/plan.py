@@ -114,6 +114,8 @@ class ActionModule(ActionBase):
         lb_hosts=dict(type="list", elements="str", default=[]),
         lock_host=dict(type="str", default="localhost"),
         require_ledger=dict(type="bool", default=False),
+        rehearse=dict(type="bool", default=True),
+        rehearse_reason=dict(type="str", default=""),
     )
 
     def fail(self, msg):
@@ -169,6 +171,9 @@ class ActionModule(ActionBase):
             serial = serial_list(a["canary"], a["waves"])
         except WaveSpecError as e:
             return self.fail(str(e))
+        if not a["rehearse"] and not (a["rehearse_reason"] or "").strip():
+            return self.fail("lockstep_rehearse is false but lockstep_rehearse_reason is empty: say why the rollback "
+                             "is not rehearsed on the canary (it is recorded in the ledger and the summary)")
         fleet = len(a["group_hosts"])
         if serial[0] > fleet or (serial[0] == fleet and fleet > 1):
             # A canary of the whole fleet proves nothing before every host has changed.
@@ -202,7 +207,9 @@ class ActionModule(ActionBase):
         plan = batches(a["group_hosts"], serial)
         names = ["canary"] + ["wave %d" % i for i in range(1, len(plan))]
         lines = ["%s: %s" % (n, ", ".join(b)) for n, b in zip(names, plan, strict=True)] + [
-            "load balancer: " + lb, "lock on " + a["lock_host"]]
+            "load balancer: " + lb, "lock on " + a["lock_host"],
+            "rollback rehearsal: " + ("on the canary after its gate, before wave 1" if a["rehearse"]
+                                      else "OFF (%s)" % a["rehearse_reason"].strip())]
         started = time.time()
         return {
             "changed": False,

@@ -81,6 +81,9 @@ class ActionModule(ActionBase):
         interrupted=dict(type="dict"),
         allow_flag_reuse=dict(type="bool", default=False),
         flag_reuse_reason=dict(type="str"),
+        canary_hosts=dict(type="list", elements="str", default=[]),
+        rehearse=dict(type="bool", default=True),
+        rehearse_reason=dict(type="str", default=""),
     )
 
     @scrubbed
@@ -203,6 +206,19 @@ class ActionModule(ActionBase):
             verdict = "flags consistent: %s across %s" % (
                 ", ".join(names) or "no flags", ", ".join(sorted(set(others) | {target})))
 
+        # 6. The rollback rehearsal (issue 20): on canary hosts that have a release to go back to.
+        to_rehearse = [h for h in a["canary_hosts"] if befores.get(h) and befores.get(h) != target]
+        if not a["rehearse"]:
+            rehearsal = "rollback rehearsal OFF by the operator (%s)" % (a["rehearse_reason"] or "").strip()
+            warnings.append(rehearsal)
+        elif to_rehearse:
+            rehearsal = ("the rollback is rehearsed on %s after its gate (back to %s, forward to %s again), before any "
+                         "other host changes" % (", ".join(to_rehearse), befores[to_rehearse[0]], target))
+        elif before is None:
+            rehearsal = "no rollback rehearsal: a first release, there is nothing to go back to"
+        else:
+            rehearsal = "no rollback rehearsal: the canary already runs %s" % target
+
         result = gate_result("preflight", hosts, halted, extra_msg="; ".join(warnings) or None,
                              excluded=excluded, partial=bool(excluded) and partial_ok, flags=verdict,
                              lb=a["lb"] if a["lb_servers"] is not None else "none")
@@ -215,6 +231,8 @@ class ActionModule(ActionBase):
         result["excluded"] = excluded
         result["partial"] = bool(excluded) and partial_ok
         result["flag_verdict"] = verdict
+        result["rehearse"] = bool(a["rehearse"] and to_rehearse)
+        result["rehearsal"] = rehearsal
         # The flags the running release introduced: what a baseline or rollback smoke check exercises.
         before_decl = (others.get(before) or (None, None))[0] if before else None
         before_flags = (before_decl or ({}, set()))[0]

@@ -75,6 +75,7 @@ class ActionModule(ActionBase):
         run_id=dict(type="str", default="smoke"),
         timeout=dict(type="float", default=10),
         gate=dict(type="str", default="smoke"),
+        per_host_only=dict(type="bool", default=False),
     )
 
     @scrubbed
@@ -84,6 +85,8 @@ class ActionModule(ActionBase):
         jobs = {}
         for i, check in enumerate(a["checks"]):
             name = check.get("name") or "check %d" % (i + 1)
+            if not check.get("per_host", True) and a["per_host_only"]:
+                continue
             targets = a["hosts"].items() if check.get("per_host", True) else [("lb", a["lb_url"])]
             for host, url in targets:
                 names = {"host": host, "url": url, "lb": a["lb_url"], "run": a["run_id"], "flags": a["flags"],

@@ -205,7 +205,7 @@ NO_LOG_MESSAGE = "output hidden (no_log)"
 ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec"})
 KEY_VAR = "lockstep_ledger_key"  # the extra var that can carry the ledger's key (vault-encrypted)
 STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
-               "lockstep_hosts", "lockstep_found_dead")
+               "lockstep_hosts", "lockstep_found_dead", "lockstep_rehearsal")
 
 
 class _StderrWriter:
@@ -874,6 +874,7 @@ class CallbackModule(CallbackBase):
             "version_after": version_after,
             "halted_by": halted_by,
             "found_dead": self._reported.get("lockstep_found_dead") or [],
+            "rehearsal": self._reported.get("lockstep_rehearsal"),
             "hosts": hosts,
             "failures": self._failures,
             "unreachable": self._unreachable,

@@ -576,6 +576,8 @@ def format_summary(summary):
         lines.append(line)
     else:
         lines.append("not halted by any gate")
+    if summary.get("rehearsal"):
+        lines.append("rehearsal: {}".format(_cell(summary["rehearsal"])))
     if summary.get("found_dead"):
         lines.append("found dead, not changed by this release (out of traffic where the load balancer confirmed "
                      "it): {}".format(", ".join(str(h) for h in summary["found_dead"])))

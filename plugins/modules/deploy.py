@@ -16,6 +16,10 @@ description:
   - C(state=active) switches the C(current) symlink atomically (a new symlink renamed over the old one), runs the
     restart command, waits for the health URL, and then checks that the process that answers the version URL reports
     the new version and runs from the new release directory. If it is already active and running, nothing changes.
+  - With I(state_paths), C(state=active) keeps the service's state (files or directories outside the releases, the
+    service's data) as it was before this run first switched the host: a copy under C(.lockstep-state/SNAPSHOT),
+    taken once per I(snapshot) name (one run), before the switch; the copy of an earlier run is removed. With
+    I(restore), the state is put back from that copy (after I(stop_command)) before the restart.
   - C(state=pruned) removes the oldest kept releases beyond I(keep), never the active one or one in I(protect).
   - The companion action plugin sends the artifact from the controller and turns an unreachable host into a failed
     result, so that a release can never silently drop a host.
@@ -76,6 +80,30 @@ options:
     description: Seconds to wait for the restart, health and running version.
     type: float
     default: 30
+  state_paths:
+    description:
+      - The service's state (files or directories, relative to I(base) or absolute) that a release may migrate,
+        for I(snapshot) and I(restore). Paths missing when the snapshot is taken are removed by a restore.
+    type: list
+    elements: path
+    default: []
+  snapshot:
+    description:
+      - With C(state=active) and I(state_paths), the snapshot's name (lockstep passes the run id) - a copy of the
+        state is taken before the switch unless this snapshot already exists (a second switch in one run, such as
+        the rehearsal's, keeps the first copy).
+    type: str
+  restore:
+    description:
+      - With C(state=active), the name of a snapshot to put the state back from before the restart (lockstep's
+        rollback, for a host whose rehearsal proved the previous release cannot run on the state the new one left).
+        A missing snapshot is an error.
+    type: str
+  stop_command:
+    description: Command (argv list) that stops the service, run before a I(restore) so nothing writes the state meanwhile.
+    type: list
+    elements: str
+    default: []
   keep:
     description: How many releases to keep with I(state=pruned).
     type: int
@@ -142,6 +170,17 @@ elapsed:
   returned: always
   type: float
   sample: 1.2
+state_snapshot:
+  description: The snapshot of I(state_paths) this call took (its directory), or null.
+  returned: when state is active
+  type: str
+  sample: /srv/order-router/.lockstep-state/20261204T070000-123-2.3.0
+state_restored:
+  description: The state paths put back from I(restore).
+  returned: when state is active
+  type: list
+  elements: str
+  sample: ["/srv/order-router/data"]
 lockstep_state:
   description: The host's release state after the call (see M(lockstep.release.state)).
   returned: always
@@ -171,6 +210,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.release_state imp
 from ansible_collections.lockstep.release.plugins.module_utils.tree_hash import MANIFEST_NAME, tree_hash
 
 SWITCH_TMP = ".current.lockstep-new"
+STATE_DIR = ".lockstep-state"
 
 
 # A release has no business carrying setuid/setgid programs: refused whatever the Python, never merely stripped.
@@ -280,6 +320,8 @@ class Deployer:
         self.started = time.monotonic()
         self.switched = False
         self.previous = None
+        self.snapshot = None
+        self.restored = []
 
     def state(self):
         p = self.p
@@ -289,6 +331,8 @@ class Deployer:
     def result(self, changed, **extra):
         res = dict(changed=changed, switched=self.switched, previous_version=self.previous,
                    elapsed=round(time.monotonic() - self.started, 3), lockstep_state=self.state())
+        if self.p["state"] == "active":
+            res.update(state_snapshot=self.snapshot, state_restored=self.restored)
         res.update(extra)
         return res
 
@@ -352,6 +396,89 @@ class Deployer:
             shutil.rmtree(tmp, ignore_errors=True)
         return self.result(True, msg="staged releases/%s" % version)
 
+    # -- the service's state --------------------------------------------------------------------------------------
+    def state_path(self, path):
+        return path if os.path.isabs(path) else os.path.join(self.base, path)
+
+    @staticmethod
+    def clone(src, dst):
+        """Copy a file or tree with its modes and, as root, its owners: the service user must still own its data."""
+        if os.path.isdir(src) and not os.path.islink(src):
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+        if os.geteuid() != 0:
+            return
+        pairs = [(src, dst)]
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            for root, dirs, files in os.walk(src):
+                for name in dirs + files:
+                    s_path = os.path.join(root, name)
+                    pairs.append((s_path, os.path.join(dst, os.path.relpath(s_path, src))))
+        for s_path, d_path in pairs:
+            st = os.lstat(s_path)
+            os.lchown(d_path, st.st_uid, st.st_gid)
+
+    @staticmethod
+    def remove(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+
+    def take_snapshot(self):
+        """Copy the state once per run, before its first switch; a switch back and forth keeps the first copy."""
+        name, paths = self.p["snapshot"], self.p["state_paths"]
+        if not name or not paths or not valid_version(name):
+            return
+        store = os.path.join(self.base, STATE_DIR)
+        dest = os.path.join(store, name)
+        if os.path.isdir(dest):
+            return
+        tmp = os.path.join(store, ".%s.tmp-%d" % (name, os.getpid()))
+        try:
+            os.makedirs(store, mode=0o700, exist_ok=True)
+            self.remove(tmp)
+            os.mkdir(tmp, 0o700)
+            for i, path in enumerate(paths):
+                src = self.state_path(path)
+                if os.path.lexists(src):
+                    self.clone(src, os.path.join(tmp, str(i)))
+            os.rename(tmp, dest)
+            # One run's copy is kept: the one a rollback of this run may need.
+            for old in os.listdir(store):
+                if old != name:
+                    self.remove(os.path.join(store, old))
+        except OSError as e:
+            self.remove(tmp)
+            self.fail("snapshot of the service's state %s failed: %s" % (paths, e), "state-snapshot")
+        self.snapshot = dest
+
+    def restore_state(self):
+        name, paths = self.p["restore"], self.p["state_paths"]
+        src_dir = os.path.join(self.base, STATE_DIR, name or "")
+        if not name or not valid_version(name) or not os.path.isdir(src_dir):
+            self.fail("no snapshot %r of the service's state to restore under %s" % (
+                name, os.path.join(self.base, STATE_DIR)), "state-restore")
+        cmd = self.p["stop_command"]
+        if cmd:
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"], check=False)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                self.fail("stop command %s failed: %s" % (cmd, e), "state-restore")
+            if proc.returncode != 0:
+                self.fail("stop command %s exited %d: %s" % (cmd, proc.returncode, proc.stderr.strip()[-400:]),
+                          "state-restore")
+        try:
+            for i, path in enumerate(paths):
+                dst, saved = self.state_path(path), os.path.join(src_dir, str(i))
+                self.remove(dst)
+                if os.path.lexists(saved):
+                    self.clone(saved, dst)
+                self.restored.append(dst)
+        except OSError as e:
+            self.fail("restoring the service's state from %s failed: %s" % (src_dir, e), "state-restore")
+
     # -- active -------------------------------------------------------------------------------------------------
     def switch(self, target_rel):
         current = os.path.join(self.base, "current")
@@ -404,13 +531,18 @@ class Deployer:
         if not info or not info["valid"]:
             self.fail("releases/%s is not a valid staged release: %s" % (
                 version, info["problem"] if info else "missing"), "release-integrity")
-        if before["active_version"] == version and before["consistent"]:
+        if before["active_version"] == version and before["consistent"] and not self.p["restore"]:
             return self.result(False, msg="%s is already active and running" % version)
         if self.module.check_mode:
-            return self.result(True, msg="would switch current from %s to %s and restart" % (self.previous, version))
+            return self.result(True, msg="would switch current from %s to %s and restart%s" % (
+                self.previous, version, " (state restored from snapshot %s)" % self.p["restore"]
+                if self.p["restore"] else ""))
         deadline = time.monotonic() + self.p["timeout"]
         if before["active_path"] != os.path.realpath(dest):
+            self.take_snapshot()
             self.switch(os.path.join("releases", version))
+        if self.p["restore"]:
+            self.restore_state()
         cmd = self.p["restart_command"]
         if cmd:
             try:
@@ -427,7 +559,8 @@ class Deployer:
             ok, why = self.wait_until(lambda: self.running_ok(version, dest), deadline)
             if not ok:
                 self.fail("running-version check failed: %s" % why, "running-version")
-        return self.result(True, msg="%s -> %s, running and verified" % (self.previous, version))
+        return self.result(True, msg="%s -> %s, running and verified%s" % (
+            self.previous, version, "; state restored from %s" % self.p["restore"] if self.restored else ""))
 
     # -- pruned -------------------------------------------------------------------------------------------------
     def pruned(self):
@@ -461,6 +594,10 @@ def main():
             timeout=dict(type="float", default=30),
             keep=dict(type="int", default=3),
             protect=dict(type="list", elements="str", default=[]),
+            state_paths=dict(type="list", elements="path", default=[]),
+            snapshot=dict(type="str"),
+            restore=dict(type="str"),
+            stop_command=dict(type="list", elements="str", default=[]),
         ),
         required_if=[("state", "staged", ("version", "manifest")), ("state", "active", ("version",))],
         supports_check_mode=True,

@@ -60,6 +60,12 @@ options:
   lb_url:
     description: URL of the service through the load balancer.
     type: str
+  per_host_only:
+    description:
+      - Run only the checks made on each host (C(per_host) true), none through the load balancer - the rollback
+        rehearsal checks a drained canary, which the load balancer does not reach.
+    type: bool
+    default: false
   version:
     description: Version being checked.
     type: str

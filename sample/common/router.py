@@ -33,6 +33,30 @@ def _load_json(path, default=None):
         raise
 
 
+def data_path():
+    """The service's state, kept outside the release directories (every release reads the same file)."""
+    return os.path.join(os.path.dirname(host_json_path()), "data", "book.json")
+
+
+def open_data(version, own_format):
+    """Read (or create) the state file, migrating an older format forward. A newer format than this release
+    reads is refused, as real services refuse a database a later release migrated: the process exits 1."""
+    path = data_path()
+    data = _load_json(path, default={})
+    found = data.get("format", own_format) if data else own_format
+    if found > own_format:
+        sys.exit(f"order-router {version}: {path} is in data format {found}, newer than this release reads "
+                 f"(format {own_format}): refusing to start")
+    if not data or found < own_format:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"format": own_format, "written_by": version}, f)
+        os.replace(tmp, path)
+        if data:
+            print(f"order-router {version}: migrated {path} from data format {found} to {own_format}", flush=True)
+
+
 def host_json_path():
     explicit = os.environ.get("ORDER_ROUTER_HOST_JSON")
     if explicit:
@@ -231,6 +255,7 @@ def main():
     start_dir = os.path.realpath(os.getcwd())
     host_cfg = _load_json(host_json_path())
     router = Router(start_dir, host_cfg)
+    open_data(router.version, getattr(routing, "DATA_FORMAT", 1))
     Handler.router = router
     server = Server((host_cfg["bind"], int(host_cfg["port"])), Handler)
 

@@ -315,3 +315,41 @@ def test_prune_in_check_mode_removes_nothing(run_module, base):
     assert res["changed"] is True
     assert sorted(res["removed"]) == ["1.0.0", "2.0.0"]
     assert sorted(os.listdir(base / "releases")) == ["1.0.0", "2.0.0", "3.0.0"]
+
+
+# -- the service's state (the rollback rehearsal, issue 20) --------------------------------------------------------
+
+def test_state_is_kept_from_before_the_runs_first_switch_and_restored_only_when_asked(run_module, staged_base):
+    base = staged_base  # 2.0.0 and 2.1.0 staged
+    os.symlink("releases/2.0.0", base / "current")
+    data = base / "data"
+    data.mkdir()
+    (data / "book.json").write_text('{"format": 1}')
+
+    def activate(version, **extra):
+        return run_module("deploy", dict(base=str(base), state="active", version=version,
+                                         state_paths=[str(data)], **extra))
+
+    rc, res = activate("2.1.0", snapshot="run-1")
+    assert rc == 0, res
+    assert res["state_snapshot"] == str(base / ".lockstep-state" / "run-1")
+    # The new release migrates the state; the rehearsal switches back and forth in the same run: the copy taken
+    # before the first switch is the one kept.
+    (data / "book.json").write_text('{"format": 2}')
+    assert activate("2.0.0", snapshot="run-1")[0] == 0
+    rc, res = activate("2.1.0", snapshot="run-1")
+    assert rc == 0 and res["state_snapshot"] is None, res
+    assert (data / "book.json").read_text() == '{"format": 2}'
+
+    # Back with restore: the state as it was before run-1 switched this host.
+    rc, res = activate("2.0.0", restore="run-1")
+    assert rc == 0, res
+    assert res["state_restored"] == [str(data)]
+    assert "state restored from run-1" in res["msg"]
+    assert (data / "book.json").read_text() == '{"format": 1}'
+
+    # A later run keeps its own copy only; a snapshot that does not exist is an error, never a silent restart.
+    assert activate("2.1.0", snapshot="run-2")[0] == 0
+    assert os.listdir(base / ".lockstep-state") == ["run-2"]
+    rc, res = activate("2.0.0", restore="run-1")
+    assert rc != 0 and "no snapshot 'run-1'" in res["msg"] and res["lockstep_check"] == "state-restore", res

@@ -224,3 +224,20 @@ def test_every_reason_is_listed(run_play):
         "out.lockstep_gate.halted[0].host == 'h3'",
         "'(and 3 more: ' in out.msg",
     ]))
+
+
+def test_the_rollback_rehearsal_is_planned_said_when_off_and_skipped_on_a_first_release(run_play):
+    run_play(
+        (preflight(canary_hosts=["h1"]), [
+            "out is not failed", "out.rehearse",
+            "out.rehearsal == 'the rollback is rehearsed on h1 after its gate (back to 2.0.0, forward to 2.1.0 "
+            "again), before any other host changes'"]),
+        # Off: recorded with its reason in the gate's message (the ledger) and in what the summary prints.
+        (preflight(canary_hosts=["h1"], rehearse=False, rehearse_reason="CHG-7 signed off"), [
+            "out is not failed", "not out.rehearse",
+            "out.rehearsal == 'rollback rehearsal OFF by the operator (CHG-7 signed off)'",
+            "'rollback rehearsal OFF by the operator (CHG-7 signed off)' in out.lockstep_gate.message"]),
+        (preflight(canary_hosts=["h1"], states={h: bare_state() for h in FLEET}), [
+            "out is not failed", "not out.rehearse",
+            "out.rehearsal == 'no rollback rehearsal: a first release, there is nothing to go back to'"]),
+    )

@@ -83,5 +83,8 @@ def test_the_plans_input_refusals_each_name_their_cause(run_play, tmp_path):
         (case(version="2.0.0"), ["out is failed", "out.msg is search(\"is for version '1.9.9'\")"]),
         (case(version="3.0.0"), ["out is failed", "'artifact ' in out.msg and 'is missing' in out.msg"]),
         (case(version="4.0.0"), ["out is failed", "'is corrupted' in out.msg and 'artifact-integrity' in out.msg"]),
-        (case(), ["out is not failed"]),
+        (case(rehearse=False), ["out is failed", "'lockstep_rehearse_reason is empty' in out.msg"]),
+        (case(rehearse=False, rehearse_reason="CHG-1"),
+         ["out is not failed", "'rollback rehearsal: OFF (CHG-1)' in out.msg"]),
+        (case(), ["out is not failed", "'rollback rehearsal: on the canary after its gate' in out.msg"]),
     )
