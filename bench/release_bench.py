@@ -8,7 +8,10 @@ ControlPersist master); the hosts' CPU seconds (utime+stime+cutime+cstime of eve
 namespaces, before/after: what the hosts' sshd, Python modules and services burned, including the processes that
 exited, whose time their parent collected); and the machine's busy CPU seconds (/proc/stat), which holds the rest.
 Several runs give min and median. Prints figures, ratios and growth with N; asserts nothing (performance targets
-live here, never in timed tests). Holds /tmp/lockstep-fleet.lock for as long as a fleet exists.
+live here, never in timed tests). Host results per host (what the controller forks a worker for: every task result
+of a host, skipped ones included) are counted from the play recap, so both playbooks run with Ansible's default stdout
+callback. At 8 and 32 hosts lockstep also runs with the rollback rehearsal off (``norehearse``): the rehearsal's own
+cost, one extra switch pair on the canary (issue 20). Holds /tmp/lockstep-fleet.lock for as long as a fleet exists.
 
 Usage: .venv/bin/python bench/release_bench.py [--hosts 8 32 100] [--runs 3] [--runs-large 1] [-e JSON]
            [--profile default mitogen forks64 ...] [--waves]
@@ -89,9 +92,21 @@ def hosts_cpu(fleet):
     return sum(proc_cpu(pid) for name in fleet.hosts for pid in fleet.host_pids(name))
 
 
+def host_results(out, hosts):
+    """Results per host of the application group, from the play recap (ok + failed + skipped + unreachable)."""
+    counts = []
+    for line in out.splitlines():
+        name, sep, rest = line.partition(" : ")
+        if sep and name.strip() in hosts:
+            fields = dict(kv.split("=") for kv in rest.split())
+            counts.append(sum(int(fields.get(k, 0)) for k in ("ok", "failed", "skipped", "unreachable")))
+    return statistics.mean(counts) if counts else float("nan")
+
+
 def run_playbook(fleet, playbook, extra, cp_dir, extra_env):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_SSH_CONTROL_PATH_DIR=cp_dir,
-               PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""), **extra_env)
+               PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_STDOUT_CALLBACK="default",
+               **extra_env)
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", os.path.join(REPO, "inventory", "local"), playbook,
            "-e", json.dumps(extra)]
     h0, c0, m0, t0 = hosts_cpu(fleet), children_cpu(), machine_busy(), time.monotonic()
@@ -100,7 +115,8 @@ def run_playbook(fleet, playbook, extra, cp_dir, extra_env):
     c1, m1, h1 = children_cpu(), machine_busy(), hosts_cpu(fleet)
     if proc.returncode != 0:
         sys.exit("%s failed:\n%s" % (playbook, proc.stdout[-3000:]))
-    return {"wall": wall, "ctl": c1 - c0, "hosts": h1 - h0, "machine": m1 - m0}
+    return {"wall": wall, "ctl": c1 - c0, "hosts": h1 - h0, "machine": m1 - m0,
+            "results": host_results(proc.stdout, fleet.hosts)}
 
 
 def fmt(values):
@@ -128,6 +144,10 @@ def main():
               dict({"lockstep_watch_seconds": 0}, **json.loads(args.extra))),
              ("naive", os.path.join(REPO, "bench", "naive.yml"), {})]
     sides = [s for s in sides if args.only in (None, s[0])]
+    if args.only in (None, "lockstep"):
+        sides.append(("norehearse", os.path.join(REPO, "playbooks", "release.yml"),
+                      dict(sides[0][2], lockstep_rehearse=False,
+                           lockstep_rehearse_reason="bench: the rehearsal's cost")))
     if args.waves:
         sides.append(("waves", sides[0][1] if sides and sides[0][0] == "lockstep" else
                       os.path.join(REPO, "playbooks", "release.yml"),
@@ -141,13 +161,16 @@ def main():
                 for run in range(args.runs_large if n >= LARGE else args.runs):
                     for prof, env in profiles.items():
                         for name, playbook, extra in sides:
+                            if name == "norehearse" and n > 32:
+                                continue
                             fleet.up(hosts=n, version="1.0.0")
                             with tempfile.TemporaryDirectory() as cp:
                                 r = run_playbook(fleet, playbook, dict(extra, lockstep_version="2.1.0"), cp, env)
                             results.setdefault((n, prof, name), []).append(r)
-                            print("hosts=%d run=%d %-8s %-8s wall %.1fs controller CPU %.1fs hosts CPU %.1fs "
-                                  "machine %.1fs" % (n, run + 1, prof, name, r["wall"], r["ctl"], r["hosts"],
-                                                     r["machine"]), flush=True)
+                            print("hosts=%d run=%d %-8s %-10s wall %.1fs controller CPU %.1fs hosts CPU %.1fs "
+                                  "machine %.1fs host results/host %.1f" % (
+                                      n, run + 1, prof, name, r["wall"], r["ctl"], r["hosts"], r["machine"],
+                                      r["results"]), flush=True)
         finally:
             fleet.down()
 
@@ -156,14 +179,26 @@ def main():
 
     print("\nmin / median over runs; CPU in seconds (2 cores: the machine has 2 CPU-seconds per wall second)\n")
     print("| hosts | profile | playbook | runs | wall s | controller CPU s | per host | hosts' CPU s | per host "
-          "| machine CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| machine CPU s | host results per host |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (n, prof, name), rs in results.items():
         col = {k: [r[k] for r in rs] for k in rs[0]}
-        print("| %d | %s | %s | %d | %s | %s | %.2f | %s | %.2f | %s |" % (
+        print("| %d | %s | %s | %d | %s | %s | %.2f | %s | %.2f | %s | %.1f |" % (
             n, prof, name, len(rs), fmt(col["wall"]), fmt(col["ctl"]), statistics.median(col["ctl"]) / n,
-            fmt(col["hosts"]), statistics.median(col["hosts"]) / n, fmt(col["machine"])))
+            fmt(col["hosts"]), statistics.median(col["hosts"]) / n, fmt(col["machine"]),
+            statistics.median(col["results"])))
     names = [s[0] for s in sides]
+    if "norehearse" in names:
+        print("\n| hosts | profile | the rollback rehearsal's cost: wall with / without "
+              "| controller CPU with / without |")
+        print("|---|---|---|---|")
+        for n in args.hosts:
+            for prof in profiles:
+                if (n, prof, "norehearse") in results:
+                    print("| %d | %s | %.1f / %.1f s (%.2fx) | %.1f / %.1f s (%.2fx) |" % (n, prof, *(
+                        x for k in ("wall", "ctl") for x in (
+                            med(n, prof, "lockstep", k), med(n, prof, "norehearse", k),
+                            med(n, prof, "lockstep", k) / med(n, prof, "norehearse", k)))))
     if "lockstep" in names and "naive" in names:
         print("\n| hosts | profile | wall ratio lockstep/naive (median) | controller CPU ratio | hosts' CPU ratio "
               "| target wall ratio |")
@@ -193,6 +228,8 @@ def main():
         print("\ngrowth with N (median, per host; flat = linear):")
         for prof in profiles:
             for name in names:
+                if not all((n, prof, name) in results for n in sizes):
+                    continue
                 for key in ("wall", "ctl", "hosts"):
                     per = ["%d: %.3f" % (n, med(n, prof, name, key) / n) for n in sizes]
                     print("  %-8s %-8s %-5s per host  %s" % (prof, name, key, "  ".join(per)))

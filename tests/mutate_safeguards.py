@@ -1053,7 +1053,6 @@ MUTATIONS = [
         'plugins/action/plan.py',
         '        if not a["rehearse"] and not (a["rehearse_reason"] or "").strip():',
         '        if False:',
-        'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
         'tests/unit/test_release_refusals.py::test_the_plans_input_refusals_each_name_their_cause',
     ),
     (
@@ -1064,6 +1063,27 @@ MUTATIONS = [
         'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
         'tests/unit/test_release_preflight.py::'
         'test_the_rollback_rehearsal_is_planned_said_when_off_and_skipped_on_a_first_release',
+    ),
+    (
+        'the rehearsal drains the canary before switching it back',
+        'roles/rollout/tasks/rehearse.yml',
+        '        __lockstep_lb_state: drained\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
+        '        __lockstep_lb_state: drained\n      when: false',
+        'test_safety_net.py::test_rollback_in_waves_loses_no_request[canary]',
+    ),
+    (
+        'the rehearsal puts the canary back, and a load balancer that cannot halts there',
+        'roles/rollout/tasks/rehearse.yml',
+        '        __lockstep_lb_state: ready\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
+        '        __lockstep_lb_state: ready\n      when: false',
+        'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
+    ),
+    (
+        'kill switch (the canary lost during its rehearsal)',
+        'roles/rollback/tasks/main.yml',
+        '        __lockstep_lb_op: maint',
+        '        __lockstep_lb_op: ready',
+        'test_rehearsal.py::test_the_canary_lost_during_the_rehearsal_ends_out_of_the_load_balancer',
     ),
 ]
 
