@@ -1069,7 +1069,7 @@ MUTATIONS = [
         'roles/rollout/tasks/rehearse.yml',
         '        __lockstep_lb_state: drained\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
         '        __lockstep_lb_state: drained\n      when: false',
-        'test_safety_net.py::test_rollback_in_waves_loses_no_request[canary]',
+        'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
     ),
     (
         'the rehearsal puts the canary back, and a load balancer that cannot halts there',

@@ -114,11 +114,19 @@ def test_the_canary_lost_during_the_rehearsal_ends_out_of_the_load_balancer(flee
 
 def test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release(fleet, tmp_path):
     sock = fleet.haproxy_socket
+    seen = []
+
+    def fault():
+        # While the canary switches back, HAProxy sends it nothing: the rehearsal drained it first.
+        seen.append(lb_status(fleet))
+        os.rename(sock, sock + ".away")
+
     try:
-        code, out = run_with_fault(fleet, tmp_path, lambda: os.rename(sock, sock + ".away"))
+        code, out = run_with_fault(fleet, tmp_path, fault)
     finally:
         if os.path.exists(sock + ".away"):
             os.rename(sock + ".away", sock)
+    assert seen[0]["h1"] == "DRAIN", seen
     assert code == 2, out
     assert "halted by gate rehearsal on h1" in out and "lockstep rolled_back" in out, out
     # Every host on 1.0.0, proven; the canary, drained for the rehearsal, stays out until an operator puts it back.
