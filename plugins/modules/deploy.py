@@ -80,6 +80,11 @@ options:
     description: Seconds to wait for the restart, health and running version.
     type: float
     default: 30
+  log_file:
+    description:
+      - The service's log on the host. When the restart, health or running-version check fails, its last lines are
+        part of the message, so a release says why the service did not come up, not only that it did not.
+    type: path
   state_paths:
     description:
       - The service's state (files or directories, relative to I(base) or absolute) that a release may migrate,
@@ -338,7 +343,22 @@ class Deployer:
 
     def fail(self, msg, check, **extra):
         """Fail naming the check that failed (``lockstep_check``), so the halt names it as its gate."""
+        if check in ("restart", "health", "running-version"):
+            msg += self.log_tail()
         self.module.fail_json(msg=msg, lockstep_check=check, **self.result(self.switched, **extra))
+
+    def log_tail(self, lines=3, limit=400):
+        path = self.p["log_file"]
+        if not path:
+            return ""
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, os.path.getsize(path) - 8192))
+                tail = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        text = " / ".join(tail[-lines:])
+        return " | service log: %s" % text[-limit:] if text else ""
 
     def release_dir(self):
         return os.path.join(self.base, "releases", self.p["version"])
@@ -594,6 +614,7 @@ def main():
             timeout=dict(type="float", default=30),
             keep=dict(type="int", default=3),
             protect=dict(type="list", elements="str", default=[]),
+            log_file=dict(type="path"),
             state_paths=dict(type="list", elements="path", default=[]),
             snapshot=dict(type="str"),
             restore=dict(type="str"),
