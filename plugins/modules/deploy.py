@@ -17,7 +17,7 @@ description:
     restart command, waits for the health URL, and then checks that the process that answers the version URL reports
     the new version and runs from the new release directory. If it is already active and running, nothing changes.
   - With I(state_paths), C(state=active) keeps the service's state (files or directories outside the releases, the
-    service's data) as it was before this run first switched the host: a copy under C(.lockstep-state/SNAPSHOT),
+    service's data) as it was before this run first switched the host, in a copy under C(.lockstep-state/SNAPSHOT),
     taken once per I(snapshot) name (one run), before the switch; the copy of an earlier run is removed. With
     I(restore), the state is put back from that copy (after I(stop_command)) before the restart.
   - C(state=pruned) removes the oldest kept releases beyond I(keep), never the active one or one in I(protect).
