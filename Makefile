@@ -43,6 +43,7 @@ lint-only:
 	$(BIN)/ansible-lint -q
 	for m in plugins/modules/*.py; do $(BIN)/ansible-doc lockstep.release.$$(basename $$m .py) > /dev/null || exit 1; done
 	$(BIN)/ansible-doc -t callback lockstep.release.ledger > /dev/null
+	$(BIN)/ansible-doc -t callback lockstep.release.progress > /dev/null
 	# Every filter the FilterModule classes return (docs: plugins/filter/NAME.yml), every role's argument spec.
 	f=$$($(PY) -c 'import glob, importlib, os, sys; sys.path.insert(0, "collections"); print(*(n for p in sorted(glob.glob("plugins/filter/*.py")) for n in importlib.import_module("ansible_collections.lockstep.release.plugins.filter." + os.path.basename(p)[:-3]).FilterModule().filters()))') && test -n "$$f" && \
 	  for n in $$f; do $(BIN)/ansible-doc -t filter lockstep.release.$$n > /dev/null || exit 1; done

@@ -20,6 +20,10 @@ description:
     ledger directory but has no key cannot rewrite its history.
   - Prints a line per wave (C(lockstep_wave) results) while the release runs, and a per-host summary table at the
     end. Optionally writes a JUnit XML file with one test case per host per gate.
+  - When C(lockstep.release.progress) is the stdout callback (C(DEFAULT_STDOUT_CALLBACK), or under ansible-runner
+    C(ORIGINAL_STDOUT_CALLBACK), which its C(awx_display) is built on) and the run is not verbose, that callback
+    prints the wave lines (with their steps and gates) and the halt with its reason. This one then prints no wave
+    line, and its summary names the gate and host that halted the release without repeating the reason.
   - Puts C(lockstep_ledger) (path, status, record count) into the run's custom stats (as C(set_stats) would) so
     AWX shows it in the job's artifacts.
   - Secrets never reach the ledger, the progress lines, the summary, the JUnit file or the run's custom stats
@@ -164,6 +168,7 @@ import socket
 import sys
 import tempfile
 
+from ansible import constants as C
 from ansible import context
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
@@ -199,6 +204,8 @@ except ImportError:  # pragma: no cover
     PlayIterator = TaskQueueManager = None
 
 COLLECTION_PREFIX = "lockstep.release."
+# The stdout callback that prints the wave lines and the halt's reason itself (plugins/callback/progress.py).
+PROGRESS_CALLBACK = "lockstep.release.progress"
 # Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
 LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
 NO_LOG_MESSAGE = "output hidden (no_log)"
@@ -242,6 +249,15 @@ def _task_of(result):
 def _data_of(result):
     data = getattr(result, "result", None)
     return data if isinstance(data, dict) else result._result
+
+
+def _stdout_callback():
+    """The stdout callback that prints this run: the configured one, or under ansible-runner (and AWX) the one its
+    ``awx_display`` is built on, which runner takes from ``ANSIBLE_STDOUT_CALLBACK`` before it overrides that."""
+    name = str(getattr(C, "DEFAULT_STDOUT_CALLBACK", None) or "default")
+    if name.rsplit(".", 1)[-1] == "awx_display":
+        name = os.environ.get("ORIGINAL_STDOUT_CALLBACK") or "default"
+    return name
 
 
 def _utcnow():
@@ -523,6 +539,11 @@ class CallbackModule(CallbackBase):
     def _result_phase(self, result):
         return self._task_phase.get(_task_of(result)._uuid, self._phase_of(_task_of(result)))
 
+    def _progress_prints(self):
+        """Whether lockstep.release.progress prints this run's wave lines and the halt's reason (not at -v: there it
+        is Ansible's default output, and this callback prints what it prints beside that one)."""
+        return _stdout_callback() == PROGRESS_CALLBACK and self._display.verbosity < 1
+
     @staticmethod
     def _no_log(result):
         return bool(getattr(_task_of(result), "no_log", False) or _data_of(result).get("_ansible_no_log")
@@ -754,7 +775,7 @@ class CallbackModule(CallbackBase):
         fields = dict(common)
         fields.pop("host")
         self._record("wave", reporter=common["host"], **dict(self._clean(wave), **fields))
-        if self._show_progress:
+        if self._show_progress and not self._progress_prints():
             wave = self._clean(wave)
             hosts = wave.get("hosts") or []
             if isinstance(hosts, (list, tuple)):
@@ -890,7 +911,11 @@ class CallbackModule(CallbackBase):
             self._display.display(self._clean(self._audit.get("table") or ""))
             self._display.display("ledger: {}".format(summary.get("ledger")))
         elif self._show_summary:
-            self._display.display(format_summary(summary))
+            shown = summary
+            if self._progress_prints() and isinstance(summary.get("halted_by"), dict):
+                # The stdout callback printed the reason when the release halted: said once, not again here.
+                shown = dict(summary, halted_by={k: v for k, v in summary["halted_by"].items() if k != "message"})
+            self._display.display(format_summary(shown))
         if self._junit_file:
             try:
                 self._write_junit(summary)

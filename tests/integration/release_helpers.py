@@ -17,6 +17,8 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 
 # Tests watch for a moment only; the thresholds themselves stay the inventory's.
 FAST = {"lockstep_watch_seconds": 0}
+# Ansible's own per-task lines (`changed: [h1]`), for tests that read what each task did on each host.
+DEFAULT_OUTPUT = {"ANSIBLE_STDOUT_CALLBACK": "default"}
 
 
 @dataclass(repr=False)
@@ -85,10 +87,10 @@ def ledgers(tmp_path):
 
 
 def release(tmp_path, version, extra=None, limit=None, check=False, timeout=600, playbook="release.yml",
-            inventory=None, args=()):
+            inventory=None, args=(), environ=None):
     before = ledgers(tmp_path)
     proc = subprocess.run(release_cmd(version, extra, limit, check, playbook, inventory, args), cwd=REPO,
-                          env=env(tmp_path),
+                          env=env(tmp_path, **(environ or {})),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return Run(proc.returncode, proc.stdout + proc.stderr, records_in(tmp_path, before))
 

@@ -68,8 +68,8 @@ def test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_ba
     assert [w["hosts"] for w in forward] == [["h1"]], forward  # the canary's wave only: wave 2 never started
 
     # Turned off, with a reason: recorded in the ledger and the summary (and 2.3.0 goes out, as the operator chose).
-    off = release(tmp_path, "2.3.0", extra=dict(WAVES, lockstep_rehearse=False,
-                                                lockstep_rehearse_reason="CHG-42: data format 2 signed off, no way back"))
+    reason = "CHG-42: data format 2 signed off, no way back"
+    off = release(tmp_path, "2.3.0", extra=dict(WAVES, lockstep_rehearse=False, lockstep_rehearse_reason=reason))
     assert off.rc == 0 and off.status == "succeeded", off
     said = "rollback rehearsal OFF by the operator (CHG-42: data format 2 signed off, no way back)"
     assert off.stats["lockstep_rehearsal"] == said, off.stats

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from release_helpers import assert_whole_fleet_on, fleet_versions, lb_status, release
+from release_helpers import DEFAULT_OUTPUT, assert_whole_fleet_on, fleet_versions, lb_status, release
 
 
 def service_pids(fleet):
@@ -38,7 +38,7 @@ def test_clean_release_on_8_hosts_keeps_the_old_release_and_is_idempotent(fleet,
     assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)
 
     pids = service_pids(fleet)
-    again = release(tmp_path, "2.1.0")
+    again = release(tmp_path, "2.1.0", environ=DEFAULT_OUTPUT)
     assert again.rc == 0, again
     assert again.status == "succeeded", again
     assert service_pids(fleet) == pids, "re-running the same release restarted a service"

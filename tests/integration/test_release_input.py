@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from release_helpers import REPO, assert_whole_fleet_on, env, release, release_cmd
+from release_helpers import DEFAULT_OUTPUT, REPO, assert_whole_fleet_on, env, release, release_cmd
 
 BAD = [
     ("9.9.9", {}, "unknown version 9.9.9"),
@@ -42,7 +42,7 @@ def fleet_1_0_0():
 @pytest.mark.parametrize("version,extra,message", BAD, ids=[b[2][:40] for b in BAD])
 def test_bad_input_is_refused_before_any_host_changes(fleet_1_0_0, tmp_path, version, extra, message):
     pids = {h["name"]: h["service_pid"] for h in fleet_1_0_0.status()["hosts"]}
-    run = release(tmp_path, version, extra=extra)
+    run = release(tmp_path, version, extra=extra, environ=DEFAULT_OUTPUT)
     assert run.rc != 0, run
     assert message in run.out, (message, str(run))
     assert "changed: [h" not in run.out, run
