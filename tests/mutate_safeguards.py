@@ -1085,6 +1085,13 @@ MUTATIONS = [
         '        __lockstep_lb_op: ready',
         'test_rehearsal.py::test_the_canary_lost_during_the_rehearsal_ends_out_of_the_load_balancer',
     ),
+    (
+        'a manual rollback does not put the release it takes away back on the canary',
+        'playbooks/rollback.yml',
+        '    lockstep_rehearse: false\n',
+        '',
+        'test_release_clean.py::test_manual_rollback_to_the_previous_release_through_the_same_gates',
+    ),
 ]
 
 

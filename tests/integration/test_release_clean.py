@@ -84,6 +84,9 @@ def test_manual_rollback_to_the_previous_release_through_the_same_gates(fleet, t
     assert run.rc == 0, run
     assert run.status == "succeeded", run
     assert_whole_fleet_on(fleet, "2.1.0")
+    # The release being taken away never goes back on the canary to be rehearsed (nor gets smoke orders there).
+    assert run.stats["lockstep_rehearsal"].startswith("rollback rehearsal OFF by the operator (a manual rollback"), run
+    assert not any("Rehearsal" in (r.get("task") or "") for r in run.records if r.get("event") == "host_state"), run
     named = release(tmp_path, None, playbook="rollback.yml", extra={"lockstep_rollback_to": "1.0.0"})
     assert named.rc == 0, named
     assert_whole_fleet_on(fleet, "1.0.0")
