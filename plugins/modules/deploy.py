@@ -457,9 +457,10 @@ class Deployer:
             return
         tmp = os.path.join(store, ".%s.tmp-%d" % (name, os.getpid()))
         try:
-            os.makedirs(store, mode=0o700, exist_ok=True)
+            # Readable as the state itself is: the copies keep their own modes and owners.
+            os.makedirs(store, mode=0o755, exist_ok=True)
             self.remove(tmp)
-            os.mkdir(tmp, 0o700)
+            os.mkdir(tmp, 0o755)
             for i, path in enumerate(paths):
                 src = self.state_path(path)
                 if os.path.lexists(src):
