@@ -196,6 +196,9 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
     _encrypted_plaintext,
     play_secrets,
 )
+from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import data_of as _data_of
+from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import host_of as _host_of
+from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import task_of as _task_of
 
 try:
     from ansible.executor.play_iterator import PlayIterator
@@ -233,22 +236,6 @@ class _StderrWriter:
         self.seq += 1
         self.prev = sealed["hash"]
         return sealed
-
-
-def _host_of(result):
-    """A TaskResult's host, task and data: public properties since ansible-core 2.19, underscored before."""
-    host = getattr(result, "host", None)
-    return host if host is not None else result._host
-
-
-def _task_of(result):
-    task = getattr(result, "task", None)
-    return task if task is not None else result._task
-
-
-def _data_of(result):
-    data = getattr(result, "result", None)
-    return data if isinstance(data, dict) else result._result
 
 
 def _stdout_callback():

@@ -67,6 +67,10 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.playbook.task_include import TaskInclude
 from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
 
+from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import data_of as _data_of
+from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import host_of as _host_of
+from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import task_of as _task_of
+
 COLLECTION_PREFIX = "lockstep.release."
 LINE = "lockstep: "
 # The fact lockstep's roles record a halt in (phase, gate, host, message); the first one wins, as in the roles.
@@ -77,24 +81,6 @@ MIN_REASON = 16
 # while Ansible templates the task's name for the callbacks.
 NAMED_SECONDS = re.compile(r"seconds\W{0,3}(\d+(?:\.\d+)?)\s*$")
 LB_WORDS = {"drained": "drained", "ready": "back", "maint": "MAINT"}
-
-
-def _host_of(result):
-    """A TaskResult's host, task and data: public properties since ansible-core 2.19, underscored before."""
-    host = getattr(result, "host", None)
-    return host if host is not None else result._host
-
-
-def _task_of(result):
-    task = getattr(result, "task", None)
-    return task if task is not None else result._task
-
-
-def _data_of(result):
-    data = getattr(result, "result", None)
-    if not isinstance(data, dict):
-        data = getattr(result, "_result", None)
-    return data if isinstance(data, dict) else {}
 
 
 def _norm(text):

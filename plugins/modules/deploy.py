@@ -416,6 +416,15 @@ class Deployer:
             shutil.rmtree(tmp, ignore_errors=True)
         return self.result(True, msg="staged releases/%s" % version)
 
+    def run_command(self, what, cmd, check):
+        """Run the service's ``what`` command; a failure fails the call naming ``check``."""
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"], check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            self.fail("%s command %s failed: %s" % (what, cmd, e), check)
+        if proc.returncode != 0:
+            self.fail("%s command %s exited %d: %s" % (what, cmd, proc.returncode, proc.stderr.strip()[-400:]), check)
+
     # -- the service's state --------------------------------------------------------------------------------------
     def state_path(self, path):
         return path if os.path.isabs(path) else os.path.join(self.base, path)
@@ -481,15 +490,8 @@ class Deployer:
         if not name or not valid_version(name) or not os.path.isdir(src_dir):
             self.fail("no snapshot %r of the service's state to restore under %s" % (
                 name, os.path.join(self.base, STATE_DIR)), "state-restore")
-        cmd = self.p["stop_command"]
-        if cmd:
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"], check=False)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                self.fail("stop command %s failed: %s" % (cmd, e), "state-restore")
-            if proc.returncode != 0:
-                self.fail("stop command %s exited %d: %s" % (cmd, proc.returncode, proc.stderr.strip()[-400:]),
-                          "state-restore")
+        if self.p["stop_command"]:
+            self.run_command("stop", self.p["stop_command"], "state-restore")
         try:
             for i, path in enumerate(paths):
                 dst, saved = self.state_path(path), os.path.join(src_dir, str(i))
@@ -564,14 +566,8 @@ class Deployer:
             self.switch(os.path.join("releases", version))
         if self.p["restore"]:
             self.restore_state()
-        cmd = self.p["restart_command"]
-        if cmd:
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.p["timeout"], check=False)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                self.fail("restart command %s failed: %s" % (cmd, e), "restart")
-            if proc.returncode != 0:
-                self.fail("restart command %s exited %d: %s" % (cmd, proc.returncode, proc.stderr.strip()[-400:]), "restart")
+        if self.p["restart_command"]:
+            self.run_command("restart", self.p["restart_command"], "restart")
         if self.p["health_url"]:
             ok, why = self.wait_until(self.health_ok, deadline)
             if not ok:

@@ -229,7 +229,7 @@ ROLES = {
 - name: Verify | a team's hook
   ansible.builtin.command:
     argv: [sh, -c, "echo the hook broke on {{ inventory_hostname }} >&2; exit 3"]
-  changed_when: false
+  changed_when: false  # it changes nothing; its exit 3 still fails the task, which is what the test prints
   when: inventory_hostname in hook_fails
 """,
     "watch": """
