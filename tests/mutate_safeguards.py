@@ -60,6 +60,13 @@ MUTATIONS = [
         'tests/unit/test_release_refusals.py::test_the_plans_input_refusals_each_name_their_cause',
     ),
     (
+        'an inventory without the fleet is refused',
+        'playbooks/check_fleet.yml',
+        "      when: groups[lockstep_group | default('app')] | default([]) | length > 0",
+        '      when: true',
+        'tests/unit/test_release_refusals.py::test_an_inventory_without_the_fleet_is_refused_never_an_exit_0',
+    ),
+    (
         'release lock',
         'plugins/modules/lock.py',
         '    if not held and not module.check_mode:\n        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)',

@@ -229,6 +229,7 @@ NOT_SHIPPED = ("lockstep_fleet", "sample", "bench", "tests", "molecule", "invent
 SHIPPED = ("README.md", "CHANGELOG.md", "COPYING", "LICENSE", "bin/lockstep", "meta/runtime.yml",
            "meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/bindep.txt", "playbooks/release.yml",
            "playbooks/rollback.yml", "playbooks/verify.yml", "playbooks/halt.yml", "playbooks/resume.yml",
+           "playbooks/check_fleet.yml",
            "awx/controller.yml", "awx/configure.yml", "awx/halt_proven.yml",
            "extensions/eda/rulebooks/lockstep_guard.yml", "extensions/eda/plugins/event_source/lockstep_guard.py",
            "examples/load_balancers/haproxy_socket.yml", "docs/ledger.md", "docs/load-balancers.md")

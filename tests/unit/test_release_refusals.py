@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from ansible import context
 from ansible.module_utils.common.collections import ImmutableDict
@@ -88,3 +92,25 @@ def test_the_plans_input_refusals_each_name_their_cause(run_play, tmp_path):
          ["out is not failed", "'rollback rehearsal: OFF (CHG-1)' in out.msg"]),
         (case(), ["out is not failed", "'rollback rehearsal: on the canary after its gate' in out.msg"]),
     )
+
+
+@pytest.mark.parametrize("playbook", ["release.yml", "rollback.yml", "halt.yml", "resume.yml", "verify.yml"])
+def test_an_inventory_without_the_fleet_is_refused_never_an_exit_0(playbook, tmp_path):
+    """A wrong ``-i`` path or a group typo matched no host: every play would match nothing and exit 0, and a
+    pipeline would read a release, a kill switch or an audit as done on a fleet nobody looked at."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    empty = tmp_path / "empty.ini"
+    empty.write_text("")
+    other = tmp_path / "other.ini"
+    other.write_text("[app]\nh1 ansible_host=127.0.0.250\n")
+    for inventory, group in ((empty, "app"), (other, "apps")):
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(repo, "ansible.cfg"),
+                   LOCKSTEP_LEDGER_DIR=str(tmp_path / "ledger"), LOCKSTEP_LEDGER_ANCHOR_DIR=str(tmp_path / "anchors"))
+        proc = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
+             str(inventory), os.path.join(repo, "playbooks", playbook), "-e", "lockstep_version=2.1.0",
+             "-e", "lockstep_group=%s" % group],
+            capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+        assert proc.returncode != 0, proc.stdout
+        assert "has no host in group '%s': there is no fleet to act on" % group in proc.stdout, proc.stdout
+        assert "127.0.0.250" not in proc.stdout + proc.stderr  # no play ever reached for the host
