@@ -1,0 +1,95 @@
+"""lockstep.release.outcome: the release's one status, in the order the statuses are decided, and the message a
+run that did not succeed exits with (issue 19, item 4: computed by one action, not templated in YAML)."""
+
+from __future__ import annotations
+
+from ansible_collections.lockstep.release.plugins.action.outcome import decide
+
+HALT = {"phase": "rollout", "gate": "wave-2", "host": "h3", "message": "1.0.0 on disk (expected 2.1.0)"}
+PASSED = {"msg": "gate final passed", "lockstep_gate": {"gate": "final", "passed": True, "halted": []}}
+
+
+def census_of(*wrong):
+    return {"msg": "gate final halted the release on %s" % ", ".join(wrong),
+            "lockstep_gate": {"gate": "final", "passed": False, "halted": [{"host": h} for h in wrong]}}
+
+
+def outcome(**kw):
+    a = {"version": "2.1.0", "before": "1.0.0", "halt": None, "changed": [], "census": PASSED, "lb": "haproxy"}
+    a.update(kw)
+    return decide(a)
+
+
+def test_a_clean_release_succeeds_only_when_the_census_passed():
+    o = outcome(changed=["h1", "h2"])
+    assert (o["status"], o["failed"], o["version_after"], o["serving"], o["halted_by"]) == (
+        "succeeded", False, "2.1.0", "2.1.0", None)
+    assert o["message"] == "lockstep succeeded: release of 2.1.0 completed"
+    # Nothing recorded a failure, but the census disagrees: never a success.
+    o = outcome(changed=["h1", "h2"], census=census_of("h2"))
+    assert (o["status"], o["failed"], o["version_after"], o["serving"]) == ("failed", True, "1.0.0", None)
+    assert "not halted, but the final census disagrees: gate final halted the release on h2" in o["message"]
+    # No census at all (it did not run, outside check mode) is not a pass either.
+    assert outcome(changed=["h1"], census={})["status"] == "failed"
+
+
+def test_check_mode_needs_no_census_and_a_partial_release_says_so():
+    assert outcome(check_mode=True, census={"skipped": True})["status"] == "succeeded"
+    o = outcome(changed=["h1"], partial=True)
+    assert (o["status"], o["failed"]) == ("partial", False)
+
+
+def test_a_halt_before_any_host_changed_is_a_refusal_that_serves_the_release_before():
+    o = outcome(halt=dict(HALT, phase="preflight", gate="preflight", host="h8"))
+    assert (o["status"], o["failed"], o["serving"], o["version_after"]) == ("refused", True, "1.0.0", "1.0.0")
+    assert o["message"].startswith("lockstep refused: release of 2.1.0 halted by gate preflight on h8: ")
+
+
+def test_a_halt_rolled_back_and_proven_names_the_gate_the_host_and_the_release_back():
+    o = outcome(halt=HALT, changed=["h1", "h2", "h3"], killed_hosts=[], reports={"1.0.0": "1.0"})
+    assert (o["status"], o["failed"], o["serving"]) == ("rolled_back", True, "1.0")
+    assert o["message"] == ("lockstep rolled_back: release of 2.1.0 halted by gate wave-2 on h3: 1.0.0 on disk "
+                            "(expected 2.1.0) | every changed host was rolled back to 1.0.0 and verified")
+
+
+def test_a_changed_host_not_proven_back_is_a_failed_rollback_and_one_found_dead_is_not():
+    o = outcome(halt=HALT, changed=["h1", "h2"], rollback_bad=["h2"], killed_hosts=["h2"], census=census_of("h2"))
+    assert o["status"] == "rollback_failed"
+    assert "ROLLBACK FAILED (gate final halted the release on h2); taken out of the load balancer (confirmed by " \
+           "it): h2" in o["message"]
+    assert o["serving"] is None
+    # h4 died on its own: named beside the status, which stays rolled_back.
+    o = outcome(halt=HALT, changed=["h1", "h2"], rollback_bad=["h4"], killed_hosts=["h4"], census=census_of("h4"))
+    assert (o["status"], o["found_dead"]) == ("rolled_back", ["h4"])
+    assert "found dead, not changed by this release: h4 (taken out of the load balancer: h4)" in o["message"]
+    # The rollback's own failure counts even when no host is named.
+    o = outcome(halt=HALT, changed=["h1"], rollback_failed="the state could not be read")
+    assert o["status"] == "rollback_failed" and "ROLLBACK FAILED (the state could not be read); " \
+        "taken out of the load balancer (confirmed by it): none" in o["message"]
+
+
+def test_a_halted_first_release_is_stopped_only_when_every_host_it_changed_is_stopped_and_out():
+    first = dict(halt=HALT, before=None, changed=["h1", "h2"], first_hosts=["h1", "h2"], rollback_bad=["h1", "h2"],
+                 census=PASSED)
+    o = outcome(first_stopped=["h1", "h2"], killed_hosts=["h1", "h2"], **first)
+    assert (o["status"], o["serving"], o["version_after"]) == ("stopped", None, None)
+    assert "first release: nothing to roll back to; stopped and taken out of the load balancer: h1, h2" \
+        in o["message"]
+    # One host still running, or still in the load balancer: the rollback failed.
+    assert outcome(first_stopped=["h1"], killed_hosts=["h1", "h2"], **first)["status"] == "rollback_failed"
+    assert outcome(first_stopped=["h1", "h2"], killed_hosts=["h1"], **first)["status"] == "rollback_failed"
+    o = outcome(first_stopped=["h1", "h2"], killed_hosts=["h1", "h2"], lb="none", **first)
+    assert "first release: nothing to roll back to; stopped: h1, h2" in o["message"]
+
+
+def test_what_could_not_be_taken_out_a_lost_connection_and_a_broken_ledger_are_all_said():
+    o = outcome(halt=HALT, changed=["h1", "h2"], rollback_bad=["h2"], unkilled_hosts=["h2"], unknown=["h2"],
+                lb="none", ledger_broken="disk full")
+    assert o["status"] == "rollback_failed"
+    for words in ("stopped, there is no load balancer (lockstep_stop_command succeeded): none",
+                  "could NOT be taken out of service: h2", "connection lost during the switch (changed-unknown): h2",
+                  "LEDGER BROKEN: disk full"):
+        assert words in o["message"], o["message"]
+    # A release that completed but lost its ledger still exits non-zero.
+    o = outcome(changed=["h1"], ledger_broken="disk full")
+    assert (o["status"], o["failed"]) == ("succeeded", True)
