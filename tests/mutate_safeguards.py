@@ -67,6 +67,20 @@ MUTATIONS = [
         'tests/unit/test_release_refusals.py::test_an_inventory_without_the_fleet_is_refused_never_an_exit_0',
     ),
     (
+        "a wave's failure is rescued (no host dropped from the rollback)",
+        'roles/rollout/tasks/main.yml',
+        '  rescue:\n    # A host whose switch failed jumped here',
+        '  always:\n    # A host whose switch failed jumped here',
+        'tests/unit/test_release_structure.py::test_every_task_of_a_release_that_can_fail_is_rescued_or_reports',
+    ),
+    (
+        "verify's failure is rescued (no host dropped from the rollback)",
+        'roles/verify/tasks/main.yml',
+        '  rescue:\n    - name: Verify | halt the release',
+        '  always:\n    - name: Verify | halt the release',
+        'tests/unit/test_release_structure.py::test_every_task_of_a_release_that_can_fail_is_rescued_or_reports',
+    ),
+    (
         'release lock',
         'plugins/modules/lock.py',
         '    if not held and not module.check_mode:\n        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)',
@@ -96,6 +110,8 @@ MUTATIONS = [
         '        if entry["rc"] != 0:',
         '        if False:',
         'test_release_halts.py::test_smoke_failure_after_last_wave_rolls_back',
+        'tests/unit/test_fast_safeguards.py::'
+        'test_a_smoke_command_that_exits_non_zero_fails_the_check_and_stops_the_rest',
     ),
     (
         'metrics watch',
@@ -111,6 +127,8 @@ MUTATIONS = [
         '        except AnsibleConnectionFailure as e:',
         '        except ZeroDivisionError as e:',
         'test_release_halts.py::test_sshd_stopped_between_canary_and_second_wave_rolls_back',
+        'tests/unit/test_fast_safeguards.py::'
+        'test_an_unreachable_host_is_a_failed_result_the_rescue_sees_never_a_host_dropped_from_the_play',
     ),
     (
         'kill switch',
@@ -133,6 +151,7 @@ MUTATIONS = [
         '        if unknown:',
         '        if False:',
         'test_release_input.py',
+        'tests/unit/test_fast_safeguards.py::test_a_misspelt_lockstep_variable_is_refused_never_left_to_its_default',
     ),
     (
         'audit: running version (HTTP layer)',
@@ -140,6 +159,7 @@ MUTATIONS = [
         '            if version is not None and label(host) != version:',
         '            if False:',
         'test_audit.py::test_audit_names_a_process_swapped_for_the_old_version',
+        'tests/unit/test_fast_safeguards.py::test_the_audit_names_a_process_that_runs_another_version_than_the_fleet',
     ),
     (
         'audit: started from the release tree',
@@ -147,6 +167,7 @@ MUTATIONS = [
         '                if os.path.normpath(str(p.get("directory"))) != tree:',
         '                if False:',
         'test_audit.py::test_audit_names_a_process_running_from_outside_the_release_tree',
+        'tests/unit/test_fast_safeguards.py::test_the_audit_names_a_process_started_from_outside_the_release_tree',
     ),
     (
         'audit: active release against its manifest',
@@ -154,6 +175,8 @@ MUTATIONS = [
         '        if st.get("active_version") is not None and not st.get("active_valid"):',
         '        if False:',
         'test_audit.py::test_audit_names_a_poisoned_release_directory',
+        'tests/unit/test_fast_safeguards.py::'
+        'test_the_audit_names_an_active_release_that_fails_its_manifest_even_on_every_host_alike',
     ),
     (
         'audit: unknown serving backend',
@@ -161,6 +184,8 @@ MUTATIONS = [
         '                if srv.get("serving"):\n                    bad(name, "HAProxy serves',
         '                if False:\n                    bad(name, "HAProxy serves',
         'test_audit.py::test_audit_names_an_unknown_serving_backend',
+        'tests/unit/test_fast_safeguards.py::'
+        'test_the_audit_names_a_backend_haproxy_serves_that_the_inventory_does_not_know',
     ),
     (
         'audit: host that does not report over SSH',
@@ -168,6 +193,7 @@ MUTATIONS = [
         '            bad(host, "does not report over SSH: %s" % errors.get(host, "no state"))',
         '            pass',
         'test_audit.py::test_audit_names_a_host_whose_sshd_is_stopped_and_still_reads_its_http_layer',
+        'tests/unit/test_fast_safeguards.py::test_the_audit_names_a_host_that_does_not_report_over_ssh',
     ),
     (
         'halt: every server out of the load balancer',
@@ -182,6 +208,8 @@ MUTATIONS = [
         '            if why:',
         '            if False:',
         'test_halt.py::test_halt_empties_the_backend_with_one_host_unreachable_and_names_it',
+        'tests/unit/test_fast_safeguards.py::'
+        'test_a_halt_is_confirmed_only_when_no_host_answers_and_every_stop_succeeded',
     ),
     (
         'resume: only a uniform fleet',
@@ -254,6 +282,7 @@ MUTATIONS = [
         '            if problems:',
         '            if False:',
         'test_knight.py::test_manifest_that_lies_about_its_flags_is_refused',
+        'tests/unit/test_fast_safeguards.py::test_a_manifest_that_lies_about_the_flags_of_its_own_artifact_is_refused',
     ),
     (
         'rollback in the rollout waves',
@@ -315,6 +344,7 @@ MUTATIONS = [
         '            if not self._in_flight:',
         '            if True:',
         'test_safety_net.py::test_ledger_broken_after_the_canary_halts_rolls_back_and_keeps_the_record',
+        'tests/unit/test_fast_safeguards.py::test_a_ledger_that_breaks_mid_release_falls_back_and_the_run_goes_on',
     ),
     (
         'ledger broken mid-release: gates halt',
@@ -555,6 +585,7 @@ MUTATIONS = [
         '                self._refused_input = True\n                self._halted_by = {"gate": "input", "host": "controller", "message": "refused before touching "',
         '                self._halted_by = {"gate": "input", "host": "controller", "message": "refused before touching "',
         'test_settings.py::test_every_refused_input_ends_as_a_refusal_with_a_complete_ledger',
+        'tests/unit/test_fast_safeguards.py::test_ansibles_own_argument_check_of_a_role_ends_as_a_refusal',
     ),
     (
         'a task selection is refused',
@@ -577,6 +608,7 @@ MUTATIONS = [
         '            if p["outcome"] is not None:',
         '            if False:',
         'test_guard.py::test_guard_under_a_clean_release_leaves_every_server_up_then_isolates_a_swapped_host_within_5s',
+        'tests/unit/test_fast_safeguards.py::test_the_runs_outcome_is_on_disk_when_its_lock_is_free',
     ),
     (
         'the guard reads the outcome next to the lock first',
@@ -596,10 +628,33 @@ MUTATIONS = [
     ),
     (
         'rollback_failed only for a host lockstep changed',
-        'roles/finish/tasks/main.yml',
-        '__lockstep_changed_wrong: "{{ __lockstep_wrong | intersect(__lockstep_changed) }}"',
-        '__lockstep_changed_wrong: "{{ __lockstep_wrong }}"',
+        'plugins/action/outcome.py',
+        '    changed_wrong = [h for h in wrong if h in changed]',
+        '    changed_wrong = list(wrong)',
         'test_statuses.py::test_a_host_that_dies_on_its_own_mid_release_is_named_found_dead_and_the_status_stays_rolled_back',
+        'tests/unit/test_release_outcome.py::test_a_changed_host_not_proven_back_is_a_failed_rollback_and_one_found_dead_is_not',
+    ),
+    (
+        'the final census decides a success',
+        'plugins/action/outcome.py',
+        '    elif not (check_mode or gate.get("passed")):',
+        '    elif False:',
+        'tests/unit/test_release_outcome.py::test_a_clean_release_succeeds_only_when_the_census_passed',
+    ),
+    (
+        'stopped only when every first-release host is stopped and out',
+        'plugins/action/outcome.py',
+        '    first_ok = bool(first) and all(h in (a.get("first_stopped") or []) and h in killed for h in first) \\',
+        '    first_ok = bool(first) or all(h in (a.get("first_stopped") or []) and h in killed for h in first) \\',
+        'tests/unit/test_release_outcome.py::test_a_halted_first_release_is_stopped_only_when_every_host_it_changed_is_stopped_and_out',
+    ),
+    (
+        'a halt never exits 0',
+        'plugins/action/outcome.py',
+        '        "failed": bool(halted or status == "failed" or a.get("ledger_broken")),',
+        '        "failed": bool(status == "failed" or a.get("ledger_broken")),',
+        'test_release_halts.py::test_switch_failure_on_one_host_rolls_back',
+        'tests/unit/test_release_outcome.py::test_a_halt_rolled_back_and_proven_names_the_gate_the_host_and_the_release_back',
     ),
     (
         'the rollback fails only on a host it changed',
@@ -614,6 +669,7 @@ MUTATIONS = [
         '                        if key in values:',
         '                        if values.get(key) not in (None, ""):',
         'test_release_clean.py::test_first_release_onto_a_bare_fleet',
+        'tests/unit/test_fast_safeguards.py::test_a_first_release_records_that_its_hosts_had_nothing_before',
     ),
     (
         'redirect drops caller headers to another origin',
@@ -984,6 +1040,8 @@ MUTATIONS = [
         '                if want is not None and p.get("version") not in {want, reports.get(want, want)}:',
         '                if want is not None and p.get("version") != want:',
         'test_any_service.py::test_an_application_from_a_package_index_nested_version_no_health_no_metrics',
+        'tests/unit/test_fast_safeguards.py::'
+        'test_a_gate_reads_the_version_a_release_declares_its_service_reports_as_that_release',
     ),
     (
         'a state the login may not read is a privilege refusal, not a mix',

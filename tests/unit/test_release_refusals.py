@@ -112,5 +112,5 @@ def test_an_inventory_without_the_fleet_is_refused_never_an_exit_0(playbook, tmp
              "-e", "lockstep_group=%s" % group],
             capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
         assert proc.returncode != 0, proc.stdout
-        assert "has no host in group '%s': there is no fleet to act on" % group in proc.stdout, proc.stdout
+        assert "group '%s' has no hosts: there is no fleet to act on" % group in proc.stdout, proc.stdout
         assert "127.0.0.250" not in proc.stdout + proc.stderr  # no play ever reached for the host
