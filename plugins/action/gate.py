@@ -39,6 +39,8 @@ class ActionModule(ActionBase):
         wave=dict(type="dict"),
         # {label: the version the service reports}, for releases that report another version than their label.
         reports=dict(type="dict", default={}),
+        # Hosts of a halted first release: proven when nothing serves on them, whatever stays on disk.
+        stopped=dict(type="list", elements="str", default=[]),
     )
 
     @scrubbed
@@ -57,6 +59,18 @@ class ActionModule(ActionBase):
             row = {"expected": want}
             problems = []
             state = args["states"].get(host)
+            if host in args["stopped"]:
+                row["expected"] = "stopped"
+                run = (state or {}).get("running") or {}
+                if run.get("reachable") or run.get("version"):
+                    problems.append("process %s still answers, reporting %s" % (run.get("pid"), run.get("version")))
+                if probes.get(host, {}).get("reachable"):
+                    problems.append("still answers, reporting %s" % probes[host].get("version"))
+                row["ok"] = not problems
+                hosts[host] = row
+                if problems:
+                    halted.append((host, "%s (expected stopped: nothing to go back to)" % "; ".join(problems)))
+                continue
             if state is not None:
                 run = state.get("running") or {}
                 row.update(version=state.get("active_version"), running_version=run.get("version"),

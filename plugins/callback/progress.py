@@ -612,7 +612,7 @@ class CallbackModule(DefaultCallbackModule):
             step = self._wave.step(state, getattr(task, "_uuid", None))
             step["ok"].extend(s for s in servers if s not in step["ok"])
         elif self._phase is not None:
-            self._phase.notes.append("%s %s" % (_hosts(servers), {
+            self._phase.notes.append("%s %s" % (_hosts(sorted(servers, key=_natural)), {
                 "drained": "drained", "ready": "put back in the load balancer", "maint": "in MAINT"}[state]))
 
     def _on_halt(self, halt):

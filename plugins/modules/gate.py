@@ -56,6 +56,14 @@ options:
         named in I(states) add their own.
     type: dict
     default: {}
+  stopped:
+    description:
+      - Hosts expected to serve nothing (a halted first release's, which has nothing to go back to). Such a host
+        passes when no process runs from its state and its version URL does not answer, whatever stays on disk
+        (nothing is deleted); I(expect)'s value for it is not used.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - lockstep.release.controller
 """

@@ -91,6 +91,28 @@ def test_expecting_no_release_on_a_bare_host(run_play):
     )
 
 
+def test_a_halted_first_releases_host_is_proven_stopped_whatever_stays_on_disk(run_play, version_endpoints):
+    # Nothing to go back to: the release stays on disk (nothing is deleted), and the host passes only when nothing
+    # answers on it, neither its process nor its version URL.
+    stopped = dict(on("2.1.0"), running={"reachable": False, "pid": 100, "error": "connection refused"})
+    run_play(
+        (gate({"h1": None, "h2": "1.0.0"}, {"h1": stopped, "h2": on("1.0.0")}, stopped=["h1"]), [
+            "out is not failed",
+            "out.lockstep_gate.hosts.h1.ok and out.lockstep_gate.hosts.h1.expected == 'stopped'",
+        ]),
+        (gate({"h1": None}, {"h1": on("2.1.0")}, stopped=["h1"]), [
+            "out is failed",
+            "out.lockstep_gate.halted[0].message == 'process 100 still answers, reporting 2.1.0 "
+            "(expected stopped: nothing to go back to)'",
+        ]),
+        (gate({"h1": None}, {"h1": stopped}, stopped=["h1"], version_urls={"h1": version_endpoints["h1"]}), [
+            "out is failed",
+            "out.lockstep_gate.halted[0].message == 'still answers, reporting 2.1.0 (expected stopped: nothing to go "
+            "back to)'",
+        ]),
+    )
+
+
 def test_gate_with_halt_false_reports_without_failing(run_play):
     run_play((gate({"h1": "2.1.0", "h2": "2.1.0"}, {"h1": on("2.1.0"), "h2": on("2.0.0")}, halt=False), [
         "out is not failed",
