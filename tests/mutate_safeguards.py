@@ -81,6 +81,13 @@ MUTATIONS = [
         'tests/unit/test_release_structure.py::test_every_task_of_a_release_that_can_fail_is_rescued_or_reports',
     ),
     (
+        "a halted first release's hosts are proven stopped",
+        'plugins/action/gate.py',
+        '                if run.get("reachable") or run.get("version"):',
+        '                if False:',
+        'tests/unit/test_release_gate.py::test_a_halted_first_releases_host_is_proven_stopped_whatever_stays_on_disk',
+    ),
+    (
         'release lock',
         'plugins/modules/lock.py',
         '    if not held and not module.check_mode:\n        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)',
@@ -136,6 +143,7 @@ MUTATIONS = [
         '        __lockstep_lb_op: maint',
         '        __lockstep_lb_op: ready',
         'test_release_halts.py::test_rollback_that_cannot_complete_drains_the_host',
+        'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
         'rollback',
@@ -143,7 +151,7 @@ MUTATIONS = [
         "      when: not ansible_check_mode and (hostvars['localhost'].__lockstep_halt.phase | default('preflight')) != 'preflight'",
         '      when: false',
         'test_knight.py::test_knight_morning_rlp_orders_flow_and_none_ever_floods',
-        'test_release_halts.py::test_switch_failure_on_one_host_rolls_back',
+        'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
         'unknown-variable check',
@@ -290,6 +298,7 @@ MUTATIONS = [
         "      {{ ansible_play_batch | intersect(__lockstep_ctl.__lockstep_changed | default([])) if __lockstep_back",
         "      {{ __lockstep_ctl.__lockstep_changed | default([]) if __lockstep_back",
         'test_safety_net.py::test_rollback_in_waves_loses_no_request',
+        'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
         'test_safety_net.py::test_rollback_in_waves_loses_no_request[after the last wave]',
     ),
     (
@@ -329,6 +338,7 @@ MUTATIONS = [
         "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back",
         "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined",
         'test_safety_net.py::test_load_balancer_gone_after_the_canary_still_switches_every_host_back',
+        'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
     ),
     (
         'changed-unknown host',
@@ -361,6 +371,7 @@ MUTATIONS = [
         "         + (__lockstep_rollback_gate.lockstep_gate.halted | default([]) | map(attribute='host') | list)"
         "\n         + (__lockstep_rollback_smoke.lockstep_gate.halted | default([]) | map(attribute='host') | list) }}",
         'test_safety_net.py::test_dependency_down_during_the_release_is_not_turned_into_a_full_outage',
+        'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
         'baseline smoke at preflight',
@@ -368,6 +379,7 @@ MUTATIONS = [
         '      when: not ansible_check_mode and __lockstep_preflight.before_version is not none and lockstep_smoke_checks',
         '      when: false and __lockstep_preflight.before_version is not none and lockstep_smoke_checks',
         'test_safety_net.py::test_fleet_failing_its_smoke_checks_before_the_release_is_refused',
+        'tests/unit/test_release_in_miniature.py::test_a_fleet_failing_its_smoke_checks_before_the_release_is_refused',
     ),
     (
         'unexposed metric fails the watch',
@@ -435,6 +447,7 @@ MUTATIONS = [
         "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back",
         '  when: false',
         'test_load_balancers.py::test_task_file_load_balancer',
+        'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
     ),
     (
         "a task-file load balancer's answer is checked",
@@ -662,6 +675,7 @@ MUTATIONS = [
         '        | intersect(__lockstep_changed) | length > 0',
         '        | length > 0',
         'test_statuses.py::test_a_host_that_dies_on_its_own_mid_release_is_named_found_dead_and_the_status_stays_rolled_back',
+        'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
         'a first release had nothing before',
@@ -1082,6 +1096,7 @@ MUTATIONS = [
         '        and __lockstep_ctl.__lockstep_rehearse | default(false)',
         '        and false',
         'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+        'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         'a failed rehearsal halts naming the rehearsal and what failed',
@@ -1089,6 +1104,7 @@ MUTATIONS = [
         '          gate: rehearsal\n',
         '          gate: switch\n',
         'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
+        'tests/unit/test_release_in_miniature.py::test_a_previous_release_that_does_not_serve_after_the_new_one_ran_halts_at_the_rehearsal',
     ),
     (
         'the rehearsal checks the previous release serves with its smoke checks',
@@ -1096,6 +1112,7 @@ MUTATIONS = [
         "        and (__lockstep_rehearse_back is failed or not __lockstep_rehearse_smoke.lockstep_gate.passed | default(true))",
         "        and __lockstep_rehearse_back is failed",
         'test_rehearsal.py::test_a_previous_release_that_fails_its_smoke_checks_after_the_new_one_ran_is_refused',
+        'tests/unit/test_release_in_miniature.py::test_a_previous_release_that_does_not_serve_after_the_new_one_ran_halts_at_the_rehearsal',
     ),
     (
         'the rollback restores the state of a canary whose rehearsal failed',
@@ -1135,6 +1152,7 @@ MUTATIONS = [
         '        __lockstep_lb_state: drained\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
         '        __lockstep_lb_state: drained\n      when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
+        'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         'the rehearsal puts the canary back, and a load balancer that cannot halts there',
@@ -1142,6 +1160,7 @@ MUTATIONS = [
         '        __lockstep_lb_state: ready\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
         '        __lockstep_lb_state: ready\n      when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
+        'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         'kill switch (the canary lost during its rehearsal)',
@@ -1156,6 +1175,7 @@ MUTATIONS = [
         '    lockstep_rehearse: false\n',
         '',
         'test_release_clean.py::test_manual_rollback_to_the_previous_release_through_the_same_gates',
+        'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
 ]
 

@@ -40,6 +40,8 @@ DEV_CORE_ONLY = {
                             "do not hold (about 70 s of both cores); the same playbooks run on each core below",
     "test_report_browser.py": "the report in a real browser (selenium, chromium); the page is rendered from the "
                               "ledger by test_report.py, which runs on every core",
+    "test_release_in_miniature.py": "lockstep's playbooks in miniature, for the safeguard mutations (about 2 min of "
+                                    "both cores); the same playbooks release and halt on each core on the fleet below",
 }
 
 

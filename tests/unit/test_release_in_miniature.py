@@ -1,0 +1,369 @@
+"""lockstep's own playbooks/release.yml and playbooks/rollback.yml, with its own roles, in miniature.
+
+Four local hosts (``ansible_connection: local``), each with its own release tree staged by the deploy module from
+the real order-router artifacts, its own service (a process started from ``current``, whose ``/version`` reports
+the manifest of the directory that process runs from, as the sample service does) and its own restart command; a
+private HAProxy (Unix sockets in the test's directory) whose backend ``app`` points at those services; the ledger
+callback recording the run. Trouble is real too: a restart command that refuses a release, a service killed, a
+dependency that goes down, HAProxy killed in the middle of a release. What the tests read afterwards is what
+HAProxy, the hosts' processes and the ledger's summary show.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from test_progress_callback import Run, ansible_env
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+BEFORE, TARGET = "2.0.0", "2.1.0"
+HOSTS = ["h1", "h2", "h3", "h4"]
+
+# The service's supervisor: start a process from the resolved ``current`` (its cwd is the release directory), unless
+# this host's trouble file says the release must not start; every start is appended to run/history.
+RESTART = r"""
+import json, os, signal, subprocess, sys
+base = sys.argv[1]
+run = os.path.join(base, "run")
+os.makedirs(run, exist_ok=True)
+version = os.path.basename(os.path.realpath(os.path.join(base, "current")))
+try:
+    with open(os.path.join(run, "history")) as f:
+        history = f.read().split()
+except OSError:
+    history = []
+try:
+    with open(os.path.join(run, "trouble.json")) as f:
+        trouble = json.load(f)
+except OSError:
+    trouble = {}
+refuse = version in trouble.get("refuse", []) or any(
+    version == v and after in history for v, after in trouble.get("refuse_after", {}).items())
+if refuse:
+    for path in trouble.get("then_kill", []):
+        try:
+            with open(path) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    for path in trouble.get("then_touch", []):
+        open(path, "w").close()
+    sys.exit("refusing to start " + version)
+pidfile = os.path.join(run, "svc.pid")
+try:
+    with open(pidfile) as f:
+        os.kill(int(f.read()), signal.SIGTERM)
+except (OSError, ValueError):
+    pass
+proc = subprocess.Popen(["sleep", "300"], cwd=os.path.realpath(os.path.join(base, "current")),
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        start_new_session=True)
+with open(pidfile, "w") as f:
+    f.write(str(proc.pid))
+with open(os.path.join(run, "history"), "a") as f:
+    f.write(version + "\n")
+"""
+
+STOP = r"""
+import os, signal, sys
+pidfile = os.path.join(sys.argv[1], "run", "svc.pid")
+try:
+    with open(pidfile) as f:
+        os.kill(int(f.read()), signal.SIGTERM)
+except (OSError, ValueError):
+    pass
+"""
+
+
+class Host:
+    """One host of the miniature fleet: its release tree, its service process and its HTTP endpoints."""
+
+    def __init__(self, name, root, staged_template, http_service, active):
+        self.name = name
+        self.base = root / "hosts" / name / "order-router"
+        shutil.copytree(staged_template, self.base, symlinks=True)
+        self.run_dir = self.base / "run"
+        self.run_dir.mkdir(exist_ok=True)
+        self.pidfile = str(self.run_dir / "svc.pid")
+        self.dependency_down = root / "dependency-down"
+        self.http = http_service({"/health": (200, {"status": "ok"}), "/version": self._version, "/deps": self._deps,
+                                  "/metrics": (200, "# TYPE errors_total counter\nerrors_total 0\n")})
+        self.url = self.http.url
+        if active:
+            os.symlink(os.path.join("releases", active), self.base / "current")
+            subprocess.run([sys.executable, "-c", RESTART, str(self.base)], check=True)
+
+    def trouble(self, **trouble):
+        (self.run_dir / "trouble.json").write_text(json.dumps(trouble))
+
+    def pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def running(self):
+        """The version the service's process runs (the manifest of its cwd), or None when none runs."""
+        pid = self.pid()
+        try:
+            with open(os.path.join(os.readlink("/proc/%d/cwd" % pid), "MANIFEST.json")) as f:
+                return json.load(f)["version"]
+        except (OSError, TypeError, ValueError, KeyError):
+            return None
+
+    def history(self):
+        try:
+            return (self.run_dir / "history").read_text().split()
+        except OSError:
+            return []
+
+    def _version(self, method, path, body):
+        pid = self.pid()
+        try:
+            cwd = os.readlink("/proc/%d/cwd" % pid)
+            with open(os.path.join(cwd, "MANIFEST.json")) as f:
+                manifest = json.load(f)
+        except (OSError, TypeError, ValueError):
+            return 503, {"error": "not running"}
+        return 200, {"version": manifest["version"], "sha256": manifest["sha256"], "directory": cwd, "pid": pid}
+
+    def _deps(self, method, path, body):
+        """What an order needs: the dependency up, and (with ``old_breaks``) an old release not run after the new."""
+        broken = self.dependency_down.exists() or ((self.run_dir / "old_breaks").exists() and self.running() == BEFORE
+                                                   and TARGET in self.history())
+        return (503, "dependency unreachable") if broken else (200, "ok")
+
+    def stop(self):
+        pid = self.pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+class HAProxy:
+    """A private HAProxy whose backend ``app`` points at the hosts' services; its runtime API read back."""
+
+    def __init__(self, root, hosts):
+        self.sock = str(root / "haproxy.sock")
+        cfg = root / "haproxy.cfg"
+        servers = "".join("    server %s %s\n" % (h.name, h.url.split("//")[1]) for h in hosts)
+        cfg.write_text("global\n    stats socket %s mode 600 level admin\ndefaults\n    mode http\n"
+                       "    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n"
+                       "frontend f\n    bind unix@%s/front.sock\n    default_backend app\nbackend app\n%s"
+                       % (self.sock, root, servers))
+        if shutil.which("haproxy") is None:
+            pytest.fail("haproxy is not installed (make setup installs it)")
+        self.proc = subprocess.Popen(["haproxy", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.pidfile = str(root / "haproxy.pid")
+        with open(self.pidfile, "w") as f:
+            f.write(str(self.proc.pid))
+        deadline = time.monotonic() + 5
+        while not os.path.exists(self.sock):
+            assert time.monotonic() < deadline, "haproxy did not start"
+            time.sleep(0.05)
+        self.samples = []
+        self._watching = None
+
+    def command(self, line):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(self.sock)
+            s.sendall(line.encode() + b"\n")
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out.decode()
+                out += chunk
+
+    def admin(self):
+        """``{server: srv_admin_state}``: 0 serving as set, 1 MAINT, 8 DRAIN (HAProxy's bit field)."""
+        lines = self.command("show servers state app").splitlines()
+        head = lines[1].lstrip("# ").split()
+        rows = [dict(zip(head, line.split(), strict=False)) for line in lines[2:] if line.strip()]
+        return {r["srv_name"]: int(r["srv_admin_state"]) for r in rows}
+
+    def watch(self):
+        """Sample every server's admin state until ``stop_watching``: what was taken out together."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    self.samples.append(self.admin())
+                except OSError:
+                    pass
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        self._watching = (stop, thread)
+
+    def stop_watching(self):
+        if self._watching:
+            self._watching[0].set()
+            self._watching[1].join(5)
+            self._watching = None
+
+    def out_together(self):
+        """Each set of servers seen out of service (drained or MAINT) at the same moment."""
+        return {frozenset(s for s, state in sample.items() if state) for sample in self.samples}
+
+    def close(self):
+        self.stop_watching()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def fleet(tmp_path, staged_template, artifacts, http_service):
+    """``fleet.run(playbook, **extra_vars) -> Run``: lockstep's real playbook against the miniature fleet."""
+    hosts = {h: Host(h, tmp_path, staged_template, http_service, BEFORE) for h in HOSTS}
+    lb = HAProxy(tmp_path, hosts.values())
+    artifact_dir = tmp_path / "artifacts"
+    artifact_dir.mkdir()
+    for tarball, _ in artifacts.values():
+        shutil.copy(tarball, artifact_dir)
+        shutil.copy(tarball.replace(".tar.gz", ".manifest.json"), artifact_dir)
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "inventory.yml").write_text(json.dumps({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "children": {
+            "app": {"hosts": {h.name: {"lockstep_base": str(h.base), "lockstep_service_url": h.url,
+                                       "lockstep_pidfile": h.pidfile,
+                                       "lockstep_restart_command": [sys.executable, "-c", RESTART, str(h.base)],
+                                       "lockstep_stop_command": [sys.executable, "-c", STOP, str(h.base)]}
+                              for h in hosts.values()}},
+            # Every host of the run checks the roles' required input (the sample's group_vars/all sets it for all).
+            "lb": {"hosts": {"lb1": {"lockstep_base": str(tmp_path / "lb1"),
+                                     "lockstep_restart_command": ["true"]}}}}}}))
+    base_vars = {"lockstep_version": TARGET, "lockstep_artifact_dir": str(artifact_dir),
+                 "lockstep_artifact_name": "order-router-{version}.tar.gz",
+                 "lockstep_manifest_name": "order-router-{version}.manifest.json",
+                 "lockstep_haproxy_socket": lb.sock, "lockstep_lock_path": str(tmp_path / "lock" / "app.lock"),
+                 "lockstep_canary": 1, "lockstep_waves": [2, "100%"], "lockstep_watch_seconds": 0,
+                 "lockstep_switch_timeout": 10, "lockstep_drain_timeout": 5, "lockstep_stop_timeout": 10,
+                 "lockstep_smoke_checks": [{"name": "an order reaches the dependency", "url": "{url}/deps"},
+                                           {"name": "version on the host", "url": "{url}/version",
+                                            "json": {"version": "{version}"}}]}
+
+    def run(playbook="release.yml", **extra):
+        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", playbook),
+                               "-e", json.dumps({k: v for k, v in dict(base_vars, **extra).items() if v is not None})],
+                              cwd=str(root), env=ansible_env(tmp_path, root, "default", {}), capture_output=True,
+                              text=True, timeout=300, stdin=subprocess.DEVNULL)
+        return Run(proc)
+
+    (tmp_path / "lock").mkdir()
+    fleet = type("Fleet", (), {})()
+    fleet.run, fleet.hosts, fleet.lb, fleet.dependency_down = run, hosts, lb, tmp_path / "dependency-down"
+    fleet.root = root
+    yield fleet
+    lb.close()
+    for h in hosts.values():
+        h.stop()
+
+
+def status(run):
+    lines = run.mine(r"^LOCKSTEP RELEASE SUMMARY: status ")
+    assert len(lines) == 1, run
+    return lines[0].split("status ")[1].split(",")[0]
+
+
+def episodes(samples, server):
+    """How many times ``server`` was taken out of service (drained or MAINT) and seen so."""
+    states = [bool(sample.get(server)) for sample in samples]
+    return sum(1 for i, out in enumerate(states) if out and (i == 0 or not states[i - 1]))
+
+
+def test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not(fleet):
+    fleet.lb.watch()
+    run = fleet.run()
+    fleet.lb.stop_watching()
+    assert run.rc == 0 and status(run) == "succeeded", run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, TARGET), run
+    # The canary went back to the previous release and forward again before wave 2; the others switched once.
+    assert fleet.hosts["h1"].history() == [BEFORE, TARGET, BEFORE, TARGET], run
+    assert [fleet.hosts[h].history() for h in HOSTS[1:]] == [[BEFORE, TARGET]] * 3, run
+    # Out of service: the canary alone, twice (its wave, its rehearsal), then each wave alone; all back at the end.
+    assert fleet.lb.out_together() == {frozenset(), frozenset({"h1"}), frozenset({"h2", "h3"}),
+                                       frozenset({"h4"})}, run
+    assert episodes(fleet.lb.samples, "h1") == 2, run
+    assert fleet.lb.admin() == dict.fromkeys(HOSTS, 0), run
+
+    back = fleet.run("rollback.yml", lockstep_version=None)
+    assert back.rc == 0 and status(back) == "succeeded", back
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), back
+    # No rehearsal: the release taken away never ran again on the canary.
+    assert fleet.hosts["h1"].history() == [BEFORE, TARGET, BEFORE, TARGET, BEFORE], back
+    assert fleet.lb.admin() == dict.fromkeys(HOSTS, 0), back
+
+
+def test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves(fleet):
+    """h3 cannot start the release, and as it fails h4 (not yet switched) dies and a dependency goes down."""
+    fleet.hosts["h3"].trouble(refuse=[TARGET], then_kill=[fleet.hosts["h4"].pidfile],
+                              then_touch=[str(fleet.dependency_down)])
+    fleet.lb.watch()
+    run = fleet.run()
+    fleet.lb.stop_watching()
+    assert run.rc == 2, run
+    # A host the release never changed died on its own: the rollback of the ones it changed is still proven.
+    assert status(run) == "rolled_back", run
+    assert run.mine(r"^halted by gate restart on host h3: .* exited 1: refusing to start 2\.1\.0$"), run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == {"h1": BEFORE, "h2": BEFORE, "h3": BEFORE, "h4": None}
+    # The dead host is out (MAINT); the hosts proven back serve, although the dependency fails their smoke checks.
+    assert fleet.lb.admin() == {"h1": 0, "h2": 0, "h3": 0, "h4": 1}, run
+    # Back in the rollout's waves: h2 stayed out from its wave until its wave back, never put back in between.
+    assert episodes(fleet.lb.samples, "h2") == 1, run
+    assert episodes(fleet.lb.samples, "h1") == 3, run
+
+
+def test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back(fleet):
+    hook = fleet.root / "after_wave.yml"
+    hook.write_text(json.dumps([{
+        "name": "Team | the load balancer dies after the canary",
+        "ansible.builtin.command": {"argv": ["kill", "-9", str(fleet.lb.proc.pid)]},
+        "run_once": True, "delegate_to": "localhost", "changed_when": False,
+        "when": "hostvars['localhost'].__lockstep_wave_index | int == 1"}]))
+    run = fleet.run(lockstep_hooks={"after_wave": str(hook)})
+    assert run.rc == 2 and status(run) == "rolled_back", run
+    # Wave 2 was never switched: its drain was not done.
+    assert [fleet.hosts[h].history() for h in HOSTS[1:]] == [[BEFORE]] * 3, run
+    # The canary went back without the load balancer.
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run
+    assert fleet.hosts["h1"].history()[-1] == BEFORE, run
+
+
+def test_a_fleet_failing_its_smoke_checks_before_the_release_is_refused(fleet):
+    fleet.dependency_down.touch()
+    run = fleet.run()
+    assert run.rc == 2 and status(run) == "refused", run
+    assert run.mine(r"^halted by gate baseline-smoke on host"), run
+    assert [fleet.hosts[h].history() for h in HOSTS] == [[BEFORE]] * 4, run
+
+
+def test_a_previous_release_that_does_not_serve_after_the_new_one_ran_halts_at_the_rehearsal(fleet):
+    (fleet.hosts["h1"].run_dir / "old_breaks").touch()
+    run = fleet.run()
+    # Back on 2.0.0 for good, h1 still fails that smoke check: its rollback is not proven to serve.
+    assert run.rc == 2 and status(run) == "rollback_failed", run
+    assert run.mine(r"^halted by gate rehearsal on host h1: the previous release 2\.0\.0 does not serve after "
+                    r"2\.1\.0 ran on h1: gate rehearsal-smoke halted"), run
+    assert [fleet.hosts[h].history() for h in HOSTS[1:]] == [[BEFORE]] * 3, run
+    assert fleet.hosts["h1"].running() == BEFORE, run
