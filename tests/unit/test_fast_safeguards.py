@@ -415,7 +415,8 @@ def test_a_ledger_that_breaks_mid_release_falls_back_and_the_run_goes_on(tmp_pat
             proc.kill()
             proc.wait()
     assert "task-after-the-break-ran" in out, out
-    assert "records continue in" in out and "stopping the release" not in out, out
+    said = " ".join(out.split())  # ansible-core 2.16 wraps an error at the terminal's width
+    assert "records continue in" in said and "stopping the release" not in said, out
     (fallback,) = (tmp_path / "tmp").glob("lockstep-ledger-fallback-*.jsonl")
     records = ledger.read_records(str(fallback))
     assert records[0]["event"] == "ledger_fallback" and records[0]["ledger"] == str(path), records[0]
