@@ -79,10 +79,11 @@ def run_play(tmp_path):
 
     Each task is registered as ``out``, a failure is rescued (so ``out is failed`` can be asserted), and then
     ``ansible.builtin.assert`` checks the assertions against ``out``. The test passes only if every assertion ran
-    and held; otherwise it fails with the playbook's output, which includes the registered result.
+    and held; otherwise it fails with the playbook's output, which includes the registered result. ``args``: more
+    ``ansible-playbook`` arguments (``("-e", "name=value")``).
     """
 
-    def run(*cases):
+    def run(*cases, args=()):
         tasks = []
         for i, (task, that) in enumerate(cases, 1):
             tasks.append({"name": "case %d" % i, "block": [dict(task, register="out")],
@@ -97,7 +98,7 @@ def run_play(tmp_path):
         path.write_text(json.dumps(playbook, indent=2))
         proc = subprocess.run(
             [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
-             "-e", "ansible_python_interpreter=%s" % sys.executable, str(path)],
+             "-e", "ansible_python_interpreter=%s" % sys.executable, str(path), *args],
             capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=_clean_env(str(tmp_path)))
         output = proc.stdout + proc.stderr
         assert proc.returncode == 0, output

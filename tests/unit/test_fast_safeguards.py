@@ -35,28 +35,6 @@ def closed_port():
     return port
 
 
-def play_cases(tmp_path, cases, *args):
-    """``run_play`` (conftest) with more ``ansible-playbook`` arguments (``-e`` extra vars): each task is registered
-    as ``out``, a failure is rescued, and its assertions must all run and hold."""
-    tasks = []
-    for i, (task, that) in enumerate(cases, 1):
-        tasks.append({"name": "case %d" % i, "block": [dict(task, register="out")],
-                      "rescue": [{"name": "case %d failed" % i, "ansible.builtin.debug": {"msg": "{{ out.msg }}"}}]})
-        tasks.append({"name": "case %d assertions" % i,
-                      "ansible.builtin.assert": {"that": list(that), "success_msg": "case %d holds" % i,
-                                                 "fail_msg": "case %d: {{ out | to_json }}" % i}})
-    path = tmp_path / "cases.yml"
-    path.write_text(json.dumps([{"name": "cases", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-    proc = subprocess.run([PLAYBOOK, "-i", "localhost,", "-c", "local", "-e",
-                           "ansible_python_interpreter=%s" % sys.executable, str(path), *args],
-                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=_clean_env(str(tmp_path)))
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output
-    for i in range(1, len(cases) + 1):
-        assert '"case %d holds"' % i in output, output
-    return output
-
-
 # --- smoke commands (plugins/modules/run.py) -----------------------------------------------------------------------
 
 def test_a_smoke_command_that_exits_non_zero_fails_the_check_and_stops_the_rest(run_module, tmp_path):
@@ -105,35 +83,31 @@ def artifact_dir(artifacts, tmp_path):
     return out
 
 
-def test_a_misspelt_lockstep_variable_is_refused_never_left_to_its_default(tmp_path, artifact_dir):
-    typo = tmp_path / "typo"
-    typo.mkdir()
-    play_cases(typo, [(plan_task(artifact_dir), [
+def test_a_misspelt_lockstep_variable_is_refused_never_left_to_its_default(run_play, artifact_dir):
+    run_play((plan_task(artifact_dir), [
         "out is failed",
         "'refused before touching any host: unknown variable(s): lockstep_wave (did you mean lockstep_waves?)' "
         "in out.msg",
         "out.lockstep_gate.gate == 'input'",
-    ])], "-e", "lockstep_wave=['50%', '100%']")
-    known = tmp_path / "known"
-    known.mkdir()
-    play_cases(known, [(plan_task(artifact_dir), ["out is not failed"])], "-e", "lockstep_canary=1")
+    ]), args=("-e", "lockstep_wave=['50%', '100%']"))
+    run_play((plan_task(artifact_dir), ["out is not failed"]), args=("-e", "lockstep_canary=1"))
 
 
-def test_a_manifest_that_lies_about_the_flags_of_its_own_artifact_is_refused(tmp_path, artifact_dir):
+def test_a_manifest_that_lies_about_the_flags_of_its_own_artifact_is_refused(run_play, tmp_path, artifact_dir):
     lying = tmp_path / "lying"
     lying.mkdir()
     shutil.copy(artifact_dir / "order-router-2.1.0.tar.gz", lying)
     manifest = json.loads((artifact_dir / "order-router-2.1.0.manifest.json").read_text())
     manifest["flags"] = [dict(f, meaning="something else") if f["name"] == "rli" else f for f in manifest["flags"]]
     (lying / "order-router-2.1.0.manifest.json").write_text(json.dumps(manifest))
-    play_cases(tmp_path, [
+    run_play(
         (plan_task(lying, flags_file="flags.json"), [
             "out is failed",
             "'and the artifact\\'s own flags file disagree: flag rli: manifest says \\'something else\\'' in out.msg",
             "'(flag-manifest)' in out.msg",
         ]),
         (plan_task(artifact_dir, flags_file="flags.json"), ["out is not failed"]),
-    ])
+    )
 
 
 # --- the audit (plugins/plugin_utils/audit.py, through lockstep.release.audit) --------------------------------------
