@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -257,18 +258,9 @@ with open(pidfile, "w") as f:
 """
 
 
-class FakeService:
-    """A service on a host base directory, as far as lockstep can tell: a supervisor (``restart_command``) that
-    restarts a process from ``current``, and ``/health`` + ``/version`` that report what THAT process runs (the
-    manifest of its working directory, read through /proc), like the sample service does."""
-
-    def __init__(self, base, http_service):
-        self.base = str(base)
-        self.pidfile = os.path.join(self.base, "run", "svc.pid")
-        self.restart_command = [sys.executable, "-c", RESTART_SCRIPT, self.base]
-        self.http = http_service({"/health": (200, {"status": "ok"}), "/version": self._version})
-        self.health_url = self.http.url + "/health"
-        self.version_url = self.http.url + "/version"
+class ServiceProcess:
+    """What a host's service process shows: its pid (from ``self.pidfile``) and, on ``/version``, the manifest of
+    the directory it runs from, read through /proc, as the sample service reports it."""
 
     def pid(self):
         try:
@@ -296,6 +288,19 @@ class FakeService:
                 pass
 
 
+class FakeService(ServiceProcess):
+    """A service on a host base directory, as far as lockstep can tell: a supervisor (``restart_command``) that
+    restarts a process from ``current``, and ``/health`` + ``/version`` that report what THAT process runs (the
+    manifest of its working directory, read through /proc), like the sample service does."""
+
+    def __init__(self, base, http_service):
+        self.base = str(base)
+        self.pidfile = os.path.join(self.base, "run", "svc.pid")
+        self.restart_command = [sys.executable, "-c", RESTART_SCRIPT, self.base]
+        self.http = http_service({"/health": (200, {"status": "ok"}), "/version": self._version})
+        self.health_url = self.http.url + "/health"
+        self.version_url = self.http.url + "/version"
+
 @pytest.fixture
 def fake_service(http_service):
     """``fake_service(base) -> FakeService``; the process it last started is stopped at teardown."""
@@ -308,3 +313,35 @@ def fake_service(http_service):
     yield make
     for service in services:
         service.stop()
+
+
+@pytest.fixture
+def haproxy(tmp_path):
+    """A private HAProxy with backend b (h1, h2, h3, no health checks), on Unix sockets only."""
+    if shutil.which("haproxy") is None:
+        pytest.fail("haproxy is not installed (make setup installs it)")
+    sock = tmp_path / "admin.sock"
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(f"""global
+    stats socket {sock} mode 600 level admin
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend f
+    bind unix@{tmp_path}/front.sock
+    default_backend b
+backend b
+    server h1 127.0.0.11:8080
+    server h2 127.0.0.12:8080
+    server h3 127.0.0.13:8080
+""")
+    proc = subprocess.Popen(["haproxy", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while not sock.exists():
+        assert time.monotonic() < deadline, "haproxy did not start"
+        time.sleep(0.05)
+    yield str(sock)
+    proc.terminate()
+    proc.wait(timeout=5)

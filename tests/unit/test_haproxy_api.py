@@ -1,9 +1,6 @@
 """HAProxy's runtime API as lockstep speaks it, against a real HAProxy on a Unix socket in a temporary directory
 (no TCP port is bound: its frontend listens on a Unix socket too)."""
 
-import shutil
-import subprocess
-import time
 
 import pytest
 
@@ -14,37 +11,6 @@ from ansible_collections.lockstep.release.plugins.module_utils.haproxy_api impor
     serving,
     set_states,
 )
-
-
-@pytest.fixture
-def haproxy(tmp_path):
-    if shutil.which("haproxy") is None:
-        pytest.fail("haproxy is not installed (make setup installs it)")
-    sock = tmp_path / "admin.sock"
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(f"""global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend f
-    bind unix@{tmp_path}/front.sock
-    default_backend b
-backend b
-    server h1 127.0.0.11:8080
-    server h2 127.0.0.12:8080
-    server h3 127.0.0.13:8080
-""")
-    proc = subprocess.Popen(["haproxy", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not sock.exists():
-        assert time.monotonic() < deadline, "haproxy did not start"
-        time.sleep(0.05)
-    yield str(sock)
-    proc.terminate()
-    proc.wait(timeout=5)
 
 
 def test_servers_without_health_checks_serve(haproxy):

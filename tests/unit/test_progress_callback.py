@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -287,38 +286,6 @@ ROLES = {
 def state(version, pid=1):
     return {"active_version": version, "active_valid": True,
             "running": {"version": version, "from_active": True, "pid": pid, "cwd": "/srv/releases/" + version}}
-
-
-@pytest.fixture
-def haproxy(tmp_path):
-    """A private HAProxy with backend b (h1, h2, h3, no health checks), on Unix sockets only."""
-    if shutil.which("haproxy") is None:
-        pytest.fail("haproxy is not installed (make setup installs it)")
-    sock = tmp_path / "admin.sock"
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(f"""global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend f
-    bind unix@{tmp_path}/front.sock
-    default_backend b
-backend b
-    server h1 127.0.0.11:8080
-    server h2 127.0.0.12:8080
-    server h3 127.0.0.13:8080
-""")
-    proc = subprocess.Popen(["haproxy", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not sock.exists():
-        assert time.monotonic() < deadline, "haproxy did not start"
-        time.sleep(0.05)
-    yield str(sock)
-    proc.terminate()
-    proc.wait(timeout=5)
 
 
 @pytest.fixture

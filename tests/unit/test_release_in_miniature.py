@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import threading
 import time
 
 import pytest
+from conftest import ServiceProcess
 from test_progress_callback import Run, ansible_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -85,7 +85,7 @@ except (OSError, ValueError):
 """
 
 
-class Host:
+class Host(ServiceProcess):
     """One host of the miniature fleet: its release tree, its service process and its HTTP endpoints."""
 
     def __init__(self, name, root, staged_template, http_service, active):
@@ -106,13 +106,6 @@ class Host:
     def trouble(self, **trouble):
         (self.run_dir / "trouble.json").write_text(json.dumps(trouble))
 
-    def pid(self):
-        try:
-            with open(self.pidfile) as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return None
-
     def running(self):
         """The version the service's process runs (the manifest of its cwd), or None when none runs."""
         pid = self.pid()
@@ -128,30 +121,11 @@ class Host:
         except OSError:
             return []
 
-    def _version(self, method, path, body):
-        pid = self.pid()
-        try:
-            cwd = os.readlink("/proc/%d/cwd" % pid)
-            with open(os.path.join(cwd, "MANIFEST.json")) as f:
-                manifest = json.load(f)
-        except (OSError, TypeError, ValueError):
-            return 503, {"error": "not running"}
-        return 200, {"version": manifest["version"], "sha256": manifest["sha256"], "directory": cwd, "pid": pid}
-
     def _deps(self, method, path, body):
         """What an order needs: the dependency up, and (with ``old_breaks``) an old release not run after the new."""
         broken = self.dependency_down.exists() or ((self.run_dir / "old_breaks").exists() and self.running() == BEFORE
                                                    and TARGET in self.history())
         return (503, "dependency unreachable") if broken else (200, "ok")
-
-    def stop(self):
-        pid = self.pid()
-        if pid:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
 
 class HAProxy:
     """A private HAProxy whose backend ``app`` points at the hosts' services; its runtime API read back."""
