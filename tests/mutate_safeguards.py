@@ -428,6 +428,20 @@ MUTATIONS = [
         'tests/unit/test_safety_net_units.py::test_the_mix_an_interrupted_run_of_this_release_left_is_continued_and_any_other_is_refused',
     ),
     (
+        "the lock given back from one host: its failure is never the play's",
+        'roles/finish/tasks/main.yml',
+        '          ansible.builtin.include_tasks: lock.yml\n          run_once: true',
+        '          lockstep.release.lock:\n'
+        '            path: "{{ lockstep_lock_path }}"\n'
+        '            state: released\n'
+        '            run_id: "{{ __lockstep_run.run_id }}"\n'
+        '            outcome: {status: "{{ __lockstep_status }}"}\n'
+        '          delegate_to: "{{ lockstep_lock_host }}"\n'
+        '          run_once: true',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_lock_that_cannot_be_given_back_is_said_and_every_host_still_runs_its_after_release_hook',
+    ),
+    (
         "a dead run's drains put back once proven",
         'roles/finish/tasks/main.yml',
         "      when: __lockstep_status in ['succeeded', 'partial'] and __lockstep_ctl.__lockstep_lb_drained | default([]) | length > 0",

@@ -341,3 +341,16 @@ def test_a_previous_release_that_does_not_serve_after_the_new_one_ran_halts_at_t
                     r"2\.1\.0 ran on h1: gate rehearsal-smoke halted"), run
     assert [fleet.hosts[h].history() for h in HOSTS[1:]] == [[BEFORE]] * 3, run
     assert fleet.hosts["h1"].running() == BEFORE, run
+
+
+def test_a_lock_that_cannot_be_given_back_is_said_and_every_host_still_runs_its_after_release_hook(fleet, tmp_path):
+    # The run's outcome cannot be written next to the lock (a directory is in its way): giving the lock back fails.
+    (tmp_path / "lock" / "app.lock.outcome" / "in-the-way").mkdir(parents=True)
+    hook = fleet.root / "after_release.yml"
+    hook.write_text(json.dumps([{"name": "Team | after the release", "ansible.builtin.copy": {
+        "content": "", "dest": str(fleet.root / "after-{{ inventory_hostname }}")}}]))
+    run = fleet.run(lockstep_hooks={"after_release": str(hook)})
+    assert run.rc == 2 and "RELEASE LOCK NOT GIVEN BACK" in run.out, run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, TARGET), run
+    # A failure of the one host that gave the lock back, never of the play: every host went on to its hook.
+    assert sorted(p.name for p in fleet.root.glob("after-*")) == ["after-" + h for h in HOSTS + ["lb1"]], run

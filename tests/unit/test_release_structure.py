@@ -9,9 +9,13 @@ A new task that breaks this fails here, before any fleet sees it."""
 from __future__ import annotations
 
 import glob
+import json
 import os
+import subprocess
+import sys
 
 import yaml
+from conftest import _clean_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The roles a release runs (playbooks/release.yml and rollback.yml); the audit and the kill switch refuse with
@@ -26,9 +30,17 @@ REPORTING = {
     "lockstep.release.outcome",
 }
 # Unprotected on purpose, each for its reason: (file, task name).
+REFUSAL = ("preflight refuses before anything changed: its run_once steps stop every host there on purpose; the host "
+           "that ran the step is rescued and records the refusal, and finish gives the lock back from it")
+PREFLIGHT = "roles/preflight/tasks/main.yml"
 ALLOWED = {
     ("roles/finish/tasks/main.yml", "Finish | the release did not succeed"):
         "the run's non-zero exit, the last task of the last play: nothing comes after it to drop a host from",
+    (PREFLIGHT, "Preflight | plan - check inputs on the controller before any host is contacted"): REFUSAL,
+    (PREFLIGHT, "Preflight | take the fleet's release lock"): REFUSAL,
+    (PREFLIGHT, "Preflight | the load balancer must answer"): REFUSAL,
+    (PREFLIGHT, "Preflight | fleet completeness, load balancer, integrity, disk and mixed-fleet gates"): REFUSAL,
+    (PREFLIGHT, "Preflight | baseline - the fleet as it is passes the smoke checks"): REFUSAL,
 }
 TASK_KEYS = {"name", "when", "vars", "register", "delegate_to", "delegate_facts", "run_once", "become", "tags",
              "loop", "loop_control", "changed_when", "failed_when", "no_log", "notify", "environment", "args",
@@ -53,21 +65,27 @@ def included(task, role):
     return None
 
 
-def unprotected(tasks, path, protected=False, role=None, follow=None):
-    """``(path, name, action)`` of every task that can fail outside a rescue; ``follow(role, file, protected)``
-    walks the task files it includes, in the context it includes them."""
+def unprotected(tasks, path, protected=False, role=None, follow=None, once=False):
+    """``(path, name, action)`` of every task that can fail outside a rescue, and of every ``run_once`` task that
+    can fail at all: a rescue saves only the host that ran it, and the batch's other hosts vanish from every later
+    play (see ``test_a_rescue_does_not_save_the_batch_of_a_failed_run_once_task``). ``follow(role, file,
+    protected)`` walks the task files it includes, in the context it includes them."""
     for task in tasks or []:
         if "block" in task:
-            yield from unprotected(task["block"], path, protected or bool(task.get("rescue")), role, follow)
-            yield from unprotected(task.get("rescue"), path, protected, role, follow)
-            yield from unprotected(task.get("always"), path, protected, role, follow)
+            inner = once or bool(task.get("run_once"))
+            yield from unprotected(task["block"], path, protected or bool(task.get("rescue")), role, follow, inner)
+            yield from unprotected(task.get("rescue"), path, protected, role, follow, inner)
+            yield from unprotected(task.get("always"), path, protected, role, follow, inner)
             continue
         action = action_of(task)
         target = included(task, role)
         if target and follow:
+            # A run_once include includes its tasks for one host only: a failure among them is that host's.
             yield from follow(target[0], target[1], protected)
         args = task[action] if isinstance(task[action], dict) else {}
-        if protected or action in REPORTING or args.get("halt") is False:
+        if action in REPORTING or args.get("halt") is False:
+            continue
+        if protected and not (once or task.get("run_once")):
             continue
         yield path, task.get("name"), action
 
@@ -110,5 +128,48 @@ def test_the_net_finds_what_it_is_for():
         {"block": [{"name": "rescued", "lockstep.release.deploy": {}}],
          "rescue": [{"name": "rescue fails", "ansible.builtin.fail": {"msg": "x"}}]},
         {"block": [{"name": "no rescue", "ansible.builtin.command": "true"}]},
+        {"block": [{"name": "once, rescued", "ansible.builtin.command": "true", "run_once": True},
+                   {"name": "once, reports", "lockstep.release.gate": {"halt": False}, "run_once": True}],
+         "rescue": [{"name": "noted", "ansible.builtin.debug": {}}]},
+        {"run_once": True, "block": [{"name": "once by its block", "ansible.builtin.assert": {"that": []}}],
+         "rescue": [{"name": "noted", "ansible.builtin.debug": {}}]},
     ]
-    assert [name for _, name, _ in unprotected(tasks, "t.yml")] == ["deploy", "gate", "rescue fails", "no rescue"]
+    assert [name for _, name, _ in unprotected(tasks, "t.yml")] == [
+        "deploy", "gate", "rescue fails", "no rescue", "once, rescued", "once by its block"]
+
+
+def ansible_core():
+    from ansible.release import __version__
+
+    return tuple(int(part) for part in __version__.split(".")[:2])
+
+
+def test_a_rescue_does_not_save_the_batch_of_a_failed_run_once_task(tmp_path):
+    """What the scan relies on, on this ansible-core: from 2.17 a failing run_once task is rescued on the host that
+    ran it while the play's other hosts vanish from every later play; the same failure inside a run_once include
+    fails that host alone (how roles/common/lb.yml and roles/finish/tasks/lock.yml run)."""
+    (tmp_path / "fails.yml").write_text(json.dumps([{"name": "fails", "ansible.builtin.command": "false"}]))
+    rescue = [{"name": "rescued", "ansible.builtin.debug": {"msg": "rescued {{ inventory_hostname }}"}}]
+    later = {"name": "later", "hosts": "all", "gather_facts": False,
+             "tasks": [{"name": "later", "ansible.builtin.debug": {"msg": "later {{ inventory_hostname }}"}}]}
+
+    def run(step):
+        play = {"name": "step", "hosts": "all", "gather_facts": False,
+                "tasks": [{"block": [dict(step, run_once=True)], "rescue": rescue}]}
+        (tmp_path / "play.yml").write_text(json.dumps([play, later]))
+        (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": dict.fromkeys(("a", "b", "c"), {}), "vars": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "hosts.yml",
+                               "play.yml"], capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+                              env=_clean_env(str(tmp_path)))
+        return proc.stdout + proc.stderr
+
+    out = run({"name": "fails", "ansible.builtin.command": "false"})
+    assert '"rescued a"' in out and '"later a"' in out, out
+    if ansible_core() >= (2, 17):
+        assert '"later b"' not in out and '"later c"' not in out, out
+    else:  # 2.16 fails the task on every host of the batch, each rescued: a halt recorded, the rollback still runs
+        assert all('"rescued %s"' % h in out and '"later %s"' % h in out for h in "abc"), out
+    out = run({"name": "fails", "ansible.builtin.include_tasks": "fails.yml"})
+    assert '"rescued a"' in out and '"rescued b"' not in out, out
+    assert all('"later %s"' % h in out for h in "abc"), out
