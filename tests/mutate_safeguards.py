@@ -148,8 +148,8 @@ MUTATIONS = [
     (
         'rollback',
         'playbooks/release.yml',
-        "      when: not ansible_check_mode and (hostvars['localhost'].__lockstep_halt.phase | default('preflight')) != 'preflight'",
-        '      when: false',
+        "      when: ansible_check_mode or (hostvars['localhost'].__lockstep_halt.phase | default('preflight')) == 'preflight'",
+        '      when: true',
         'test_knight.py::test_knight_morning_rlp_orders_flow_and_none_ever_floods',
         'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
@@ -440,6 +440,22 @@ MUTATIONS = [
         '          run_once: true',
         'tests/unit/test_release_in_miniature.py::'
         'test_a_lock_that_cannot_be_given_back_is_said_and_every_host_still_runs_its_after_release_hook',
+    ),
+    (
+        'a halt before smoke ends the play there',
+        'playbooks/release.yml',
+        "    - name: Lockstep | halted before smoke\n      ansible.builtin.meta: end_play\n"
+        "      when: hostvars['localhost'].__lockstep_halt is defined",
+        "    - name: Lockstep | halted before smoke\n      ansible.builtin.meta: end_play\n      when: false",
+        'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[verify]',
+    ),
+    (
+        'a halt before watch ends the play there',
+        'playbooks/release.yml',
+        "    - name: Lockstep | halted before watch\n      ansible.builtin.meta: end_play\n"
+        "      when: hostvars['localhost'].__lockstep_halt is defined",
+        "    - name: Lockstep | halted before watch\n      ansible.builtin.meta: end_play\n      when: false",
+        'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[smoke]',
     ),
     (
         "a dead run's drains put back once proven",

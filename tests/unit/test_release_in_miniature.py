@@ -354,3 +354,29 @@ def test_a_lock_that_cannot_be_given_back_is_said_and_every_host_still_runs_its_
     assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, TARGET), run
     # A failure of the one host that gave the lock back, never of the play: every host went on to its hook.
     assert sorted(p.name for p in fleet.root.glob("after-*")) == ["after-" + h for h in HOSTS + ["lb1"]], run
+
+
+def phases_entered(fleet):
+    """The phases the run's ledger entered, in order, each once."""
+    (path,) = (fleet.root.parent / "ledger").glob("*.jsonl")
+    with open(path) as f:
+        records = [json.loads(line) for line in f]
+    return list(dict.fromkeys(r["phase"] for r in records if r["event"] == "phase_enter" and r["phase"] != "common"))
+
+
+@pytest.mark.parametrize("halt", ["verify", "smoke"])
+def test_a_phase_after_the_halting_one_never_starts(fleet, halt):
+    """Verify, smoke and watch share a play: after a halt the next phase never starts, nor is it entered in the ledger.
+    A process that dies before verify halts verify; a smoke command that fails halts smoke."""
+    extra = {"lockstep_smoke_commands": ["false"]}
+    if halt == "verify":
+        hook = fleet.root / "before_verify.yml"
+        hook.write_text(json.dumps([{
+            "name": "Team | h2's process dies", "ansible.builtin.command": {"argv": [sys.executable, "-c", STOP,
+                                                                                    str(fleet.hosts["h2"].base)]},
+            "run_once": True, "delegate_to": "localhost", "changed_when": False}]))
+        extra = {"lockstep_hooks": {"before_verify": str(hook)}}
+    run = fleet.run(**extra)
+    assert run.rc == 2 and run.mine(r"^halted by gate %s on host" % halt), run
+    assert phases_entered(fleet) == ["preflight", "rollout", "verify", "smoke", "rollback", "finish"][
+        :3 if halt == "verify" else 4] + ["rollback", "finish"], run
