@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -284,26 +283,6 @@ SOURCE = os.path.join(REPO, "extensions", "eda", "plugins", "event_source", "loc
 spec = importlib.util.spec_from_file_location("lockstep_guard_remote", SOURCE)
 guard = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(guard)
-
-
-@pytest.fixture
-def haproxy(tmp_path):
-    if shutil.which("haproxy") is None:
-        pytest.fail("haproxy is not installed (make setup installs it)")
-    sock = tmp_path / "admin.sock"
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text("global\n    stats socket %s mode 600 level admin\ndefaults\n    mode http\n    timeout connect 1s\n"
-                   "    timeout client 5s\n    timeout server 5s\nfrontend f\n    bind unix@%s/front.sock\n"
-                   "    default_backend b\nbackend b\n    server h1 127.0.0.11:8080\n    server h2 127.0.0.12:8080\n"
-                   "    server h3 127.0.0.13:8080\n" % (sock, tmp_path))
-    proc = subprocess.Popen(["haproxy", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not sock.exists():
-        assert time.monotonic() < deadline, "haproxy did not start"
-        time.sleep(0.05)
-    yield str(sock)
-    proc.terminate()
-    proc.wait(timeout=5)
 
 
 def test_the_guard_reads_the_lock_and_haproxy_through_the_hosts_that_keep_them(tmp_path, env, monkeypatch,
