@@ -127,6 +127,7 @@ class Host(ServiceProcess):
                                                    and TARGET in self.history())
         return (503, "dependency unreachable") if broken else (200, "ok")
 
+
 class HAProxy:
     """A private HAProxy whose backend ``app`` points at the hosts' services; its runtime API read back."""
 

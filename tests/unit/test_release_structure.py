@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import yaml
+from ansible.release import __version__ as ansible_version
 from conftest import _clean_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -138,12 +139,6 @@ def test_the_net_finds_what_it_is_for():
         "deploy", "gate", "rescue fails", "no rescue", "once, rescued", "once by its block"]
 
 
-def ansible_core():
-    from ansible.release import __version__
-
-    return tuple(int(part) for part in __version__.split(".")[:2])
-
-
 def test_a_rescue_does_not_save_the_batch_of_a_failed_run_once_task(tmp_path):
     """What the scan relies on, on this ansible-core: from 2.17 a failing run_once task is rescued on the host that
     ran it while the play's other hosts vanish from every later play; the same failure inside a run_once include
@@ -166,7 +161,7 @@ def test_a_rescue_does_not_save_the_batch_of_a_failed_run_once_task(tmp_path):
 
     out = run({"name": "fails", "ansible.builtin.command": "false"})
     assert '"rescued a"' in out and '"later a"' in out, out
-    if ansible_core() >= (2, 17):
+    if tuple(int(part) for part in ansible_version.split(".")[:2]) >= (2, 17):
         assert '"later b"' not in out and '"later c"' not in out, out
     else:  # 2.16 fails the task on every host of the batch, each rescued: a halt recorded, the rollback still runs
         assert all('"rescued %s"' % h in out and '"later %s"' % h in out for h in "abc"), out
