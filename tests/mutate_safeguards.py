@@ -335,7 +335,13 @@ MUTATIONS = [
     (
         'rollback goes on without the load balancer',
         'roles/rollout/tasks/lb.yml',
-        "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back",
+        # Its judgement turned into a failure in both directions: back, the host that met it is not switched back.
+        '  ansible.builtin.include_role:\n    name: lockstep.release.common\n    tasks_from: halt\n  vars:\n'
+        '    __lockstep_halt_gate: switch\n'
+        '    __lockstep_halt_cause: "{{ hostvars[\'localhost\'].__lockstep_lb_result }}"\n  run_once: true\n'
+        "  when: >-\n    hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back\n"
+        "    and not __lockstep_lb_rehearsal | default(false)",
+        '  ansible.builtin.fail:\n    msg: "{{ hostvars[\'localhost\'].__lockstep_lb_result.msg }}"\n'
         "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined",
         'test_safety_net.py::test_load_balancer_gone_after_the_canary_still_switches_every_host_back',
         'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
@@ -458,6 +464,46 @@ MUTATIONS = [
         'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[smoke]',
     ),
     (
+        "the wave gate's judgement halts the release",
+        'roles/rollout/tasks/main.yml',
+        '      when: not __lockstep_back and not (__lockstep_gate.lockstep_gate.passed | default(true))',
+        '      when: false',
+        'test_release_halts.py::test_wave_gate_catches_a_host_that_drifts_back_mid_release',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_host_that_stops_after_its_wave_halts_the_next_waves_gate_and_no_later_wave_starts',
+    ),
+    (
+        "a batch off the plan is judged before any of its hosts switches",
+        'roles/rollout/tasks/main.yml',
+        '      when: ansible_play_batch != __lockstep_ctl.__lockstep_run.waves[__lockstep_wave_no | int] | default([])',
+        '      when: false',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_waves_set_where_serial_cannot_read_them_halt_before_a_batch_off_the_plan_switches',
+    ),
+    (
+        "verify's judgement halts the release",
+        'roles/verify/tasks/main.yml',
+        '      when: not (__lockstep_gate.lockstep_gate.passed | default(true))',
+        '      when: false',
+        'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[verify]',
+    ),
+    (
+        "smoke's judgement halts the release",
+        'roles/smoke/tasks/main.yml',
+        '      when: not (__lockstep_gate.lockstep_gate.passed | default(true))',
+        '      when: false',
+        'test_release_halts.py::test_smoke_failure_after_last_wave_rolls_back',
+        'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[smoke-gate]',
+    ),
+    (
+        "the watch's judgement halts the release",
+        'roles/watch/tasks/main.yml',
+        '      when: not (__lockstep_gate.lockstep_gate.passed | default(true))',
+        '      when: false',
+        'test_release_halts.py::test_metrics_threshold_breached_during_watch_rolls_back',
+        'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[watch]',
+    ),
+    (
         "a dead run's drains put back once proven",
         'roles/finish/tasks/main.yml',
         "      when: __lockstep_status in ['succeeded', 'partial'] and __lockstep_ctl.__lockstep_lb_drained | default([]) | length > 0",
@@ -474,7 +520,8 @@ MUTATIONS = [
     (
         'a load balancer step not done halts the wave',
         'roles/rollout/tasks/lb.yml',
-        "  when: hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back",
+        "  when: >-\n    hostvars['localhost'].__lockstep_lb_result.lockstep_lb_error is defined and not __lockstep_back\n"
+        "    and not __lockstep_lb_rehearsal | default(false)",
         '  when: false',
         'test_load_balancers.py::test_task_file_load_balancer',
         'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
@@ -1123,8 +1170,8 @@ MUTATIONS = [
     (
         'the rollback is rehearsed on the canary before wave 2',
         'roles/rollout/tasks/main.yml',
-        '        and __lockstep_ctl.__lockstep_rehearse | default(false)',
-        '        and false',
+        '         and __lockstep_ctl.__lockstep_rehearse | default(false) }}',
+        '         and false }}',
         'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
@@ -1179,18 +1226,31 @@ MUTATIONS = [
     (
         'the rehearsal drains the canary before switching it back',
         'roles/rollout/tasks/rehearse.yml',
-        '        __lockstep_lb_state: drained\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
-        '        __lockstep_lb_state: drained\n      when: false',
+        '        __lockstep_lb_state: drained\n        __lockstep_lb_rehearsal: true\n      run_once: true\n'
+        '      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
+        '        __lockstep_lb_state: drained\n        __lockstep_lb_rehearsal: true\n      run_once: true\n      when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         'the rehearsal puts the canary back, and a load balancer that cannot halts there',
         'roles/rollout/tasks/rehearse.yml',
-        '        __lockstep_lb_state: ready\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
-        '        __lockstep_lb_state: ready\n      when: false',
+        '        __lockstep_lb_state: ready\n        __lockstep_lb_rehearsal: true\n      run_once: true\n'
+        '      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
+        '        __lockstep_lb_state: ready\n        __lockstep_lb_rehearsal: true\n      run_once: true\n      when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'a load balancer that cannot put the rehearsed canary back halts there',
+        'roles/rollout/tasks/rehearse.yml',
+        "    - name: Rehearsal | halt if the load balancer could not put the canary back\n"
+        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].__lockstep_lb_result.msg }}\"\n"
+        "      when: __lockstep_lb_todo",
+        "    - name: Rehearsal | halt if the load balancer could not put the canary back\n"
+        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].__lockstep_lb_result.msg }}\"\n"
+        "      when: false and __lockstep_lb_todo",
+        'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
     ),
     (
         'kill switch (the canary lost during its rehearsal)',

@@ -35,21 +35,22 @@ def host_failures(hostvars, hosts, name):
     return out
 
 
-def switched_hosts(hostvars, hosts, name="__lockstep_activate"):
-    """Hosts whose ``current`` symlink a registered deploy call moved (even if the call failed afterwards), and
-    hosts whose connection dropped during the call: nobody knows whether they switched, so they count as changed."""
+def switched_hosts(results, hosts):
+    """Hosts whose ``current`` symlink their deploy call moved (even if the call failed afterwards), and hosts whose
+    connection dropped during the call: nobody knows whether they switched, so they count as changed. ``results``:
+    ``{host: deploy result}``, as the run record keeps them (``__lockstep_switches``, ``__lockstep_switches_back``)."""
     out = []
     for h in hosts:
-        res = _reg(hostvars, h, name) or {}
+        res = (results or {}).get(h) or {}
         if res.get("switched") or (res.get("lockstep_unreachable") and not res.get("lockstep_never_connected")):
             out.append(h)
     return out
 
 
-def unknown_hosts(hostvars, hosts, name="__lockstep_activate"):
-    """Hosts whose deploy call lost its connection: changed-unknown."""
-    return [h for h in hosts if (_reg(hostvars, h, name) or {}).get("lockstep_unreachable")
-            and not (_reg(hostvars, h, name) or {}).get("lockstep_never_connected")]
+def unknown_hosts(results, hosts):
+    """Hosts whose deploy call lost its connection: changed-unknown. ``results`` as for ``switched_hosts``."""
+    return [h for h in hosts if ((results or {}).get(h) or {}).get("lockstep_unreachable")
+            and not ((results or {}).get(h) or {}).get("lockstep_never_connected")]
 
 
 def lb_managed(hosts, lb_before, ours=()):
@@ -160,13 +161,13 @@ def previous_release(hostvars, hosts, name="__lockstep_rollback_state"):
     return max(older, key=version_key) if older else None
 
 
-def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=(), dead=()):
+def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=(), dead=(), switches=None, switches_back=None):
     """Per host ``{"before", "after", "phase", "result"}`` for the ledger, the summary and AWX: the version before
     (preflight state), the version its process reports now (final census), the last phase that changed it, and
-    what happened to it."""
+    what happened to it. ``switches`` / ``switches_back``: the run record's deploy results, forward and back."""
     out = {}
-    switched = set(switched_hosts(hostvars, hosts))
-    rolled = set(switched_hosts(hostvars, hosts, "__lockstep_rollback"))
+    switched = set(switched_hosts(switches, hosts))
+    rolled = set(switched_hosts(switches_back, hosts))
     for h in hosts:
         state = ((_reg(hostvars, h, "__lockstep_preflight_state") or {}).get("lockstep_state") or {})
         after = ((census or {}).get(h) or {}).get("reported_version")

@@ -52,14 +52,15 @@ def test_host_failures_maps_failed_hosts_to_their_message(hostvars):
 
 
 def test_switched_hosts_includes_failed_calls_that_moved_current():
-    hv = {
-        "h1": {"__lockstep_activate": {"switched": True, "changed": True}},
-        "h2": {"__lockstep_activate": {"switched": True, "failed": True, "msg": "health check failed"}},
-        "h3": {"__lockstep_activate": {"switched": False, "failed": True}},
-        "h4": {},
+    switches = {
+        "h1": {"switched": True, "changed": True},
+        "h2": {"switched": True, "failed": True, "msg": "health check failed"},
+        "h3": {"switched": False, "failed": True},
+        "h4": {"skipped": True},
     }
-    assert switched_hosts(hv, HOSTS) == ["h1", "h2"]
-    assert switched_hosts({"h1": {"act": {"switched": True}}}, ["h1"], name="act") == ["h1"]
+    assert switched_hosts(switches, HOSTS) == ["h1", "h2"]
+    # A run that never switched a host has no record yet.
+    assert switched_hosts(None, HOSTS) == []
 
 
 def _state(active, consistent=True, releases=()):

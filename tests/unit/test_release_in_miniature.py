@@ -365,19 +365,58 @@ def phases_entered(fleet):
     return list(dict.fromkeys(r["phase"] for r in records if r["event"] == "phase_enter" and r["phase"] != "common"))
 
 
-@pytest.mark.parametrize("halt", ["verify", "smoke"])
+def before_verify(fleet, task):
+    """A before_verify hook that runs ``task`` once, on the controller."""
+    hook = fleet.root / "before_verify.yml"
+    hook.write_text(json.dumps([dict(task, name="Team | before verify", run_once=True, delegate_to="localhost")]))
+    return {"lockstep_hooks": {"before_verify": str(hook)}}
+
+
+@pytest.mark.parametrize("halt", ["verify", "smoke", "smoke-gate", "watch"])
 def test_a_phase_after_the_halting_one_never_starts(fleet, halt):
     """Verify, smoke and watch share a play: after a halt the next phase never starts, nor is it entered in the ledger.
-    A process that dies before verify halts verify; a smoke command that fails halts smoke."""
-    extra = {"lockstep_smoke_commands": ["false"]}
-    if halt == "verify":
-        hook = fleet.root / "before_verify.yml"
-        hook.write_text(json.dumps([{
-            "name": "Team | h2's process dies", "ansible.builtin.command": {"argv": [sys.executable, "-c", STOP,
-                                                                                    str(fleet.hosts["h2"].base)]},
-            "run_once": True, "delegate_to": "localhost", "changed_when": False}]))
-        extra = {"lockstep_hooks": {"before_verify": str(hook)}}
+    A process that dies before verify halts verify's gate; a smoke command that fails halts smoke on its host, a
+    dependency gone halts smoke's gate, and a threshold no fleet can hold halts the watch's."""
+    extra = {
+        "verify": lambda: before_verify(fleet, {"ansible.builtin.command": {
+            "argv": [sys.executable, "-c", STOP, str(fleet.hosts["h2"].base)]}, "changed_when": False}),
+        "smoke": lambda: {"lockstep_smoke_commands": ["false"]},
+        "smoke-gate": lambda: before_verify(fleet, {"ansible.builtin.file": {
+            "path": str(fleet.dependency_down), "state": "touch"}}),
+        "watch": lambda: {"lockstep_watch_thresholds": [{"name": "no error ever", "metric": "errors_total",
+                                                         "max": -1}]},
+    }[halt]()
     run = fleet.run(**extra)
-    assert run.rc == 2 and run.mine(r"^halted by gate %s on host" % halt), run
-    assert phases_entered(fleet) == ["preflight", "rollout", "verify", "smoke", "rollback", "finish"][
-        :3 if halt == "verify" else 4] + ["rollback", "finish"], run
+    gate = halt.split("-")[0]
+    assert run.rc == 2 and run.mine(r"^halted by gate %s on host" % gate), run
+    phases = ["preflight", "rollout", "verify", "smoke", "watch"]
+    assert phases_entered(fleet) == phases[:phases.index(gate) + 1] + ["rollback", "finish"], run
+
+
+def test_a_host_that_stops_after_its_wave_halts_the_next_waves_gate_and_no_later_wave_starts(fleet):
+    hook = fleet.root / "after_wave.yml"
+    hook.write_text(json.dumps([{
+        "name": "Team | the canary's process dies after its wave",
+        "ansible.builtin.command": {"argv": [sys.executable, "-c", STOP, str(fleet.hosts["h1"].base)]},
+        "run_once": True, "delegate_to": "localhost", "changed_when": False,
+        "when": "hostvars['localhost'].__lockstep_wave_index | int == 1"}]))
+    run = fleet.run(lockstep_hooks={"after_wave": str(hook)})
+    assert run.rc == 2 and status(run) == "rolled_back", run
+    assert run.mine(r"^halted by gate wave-2 on host h1: "), run
+    # The wave that halted went back; the one after it never started.
+    assert fleet.hosts["h4"].history() == [BEFORE], run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run
+
+
+def test_waves_set_where_serial_cannot_read_them_halt_before_a_batch_off_the_plan_switches(fleet):
+    """``serial`` is templated without any host's variables: waves set in the inventory reach the plan but not the
+    batches. The batch that differs from the plan is judged before any of its hosts is touched."""
+    inventory = json.loads((fleet.root / "inventory.yml").read_text())
+    inventory["all"]["children"]["app"]["vars"] = {"lockstep_waves": [2, "100%"]}
+    (fleet.root / "inventory.yml").write_text(json.dumps(inventory))
+    run = fleet.run(lockstep_waves=None)
+    assert run.rc == 2 and status(run) == "rolled_back", run
+    assert run.mine(r"^halted by gate switch on host h2: Ansible's serial made the batch \['h2'\] but the plan "
+                    r"says \['h2', 'h3'\]"), run
+    assert [fleet.hosts[h].history() for h in HOSTS[1:]] == [[BEFORE]] * 3, run
+    assert fleet.hosts["h1"].running() == BEFORE, run

@@ -28,11 +28,11 @@ def test_lockstep_s_own_drains_are_its_to_put_back():
 
 
 def test_a_connection_lost_mid_switch_counts_as_changed_but_one_never_made_does_not():
-    hv = {"h1": {"a": {"switched": True}}, "h2": {"a": {"failed": True, "lockstep_unreachable": True}},
-          "h3": {"a": {"failed": True, "lockstep_unreachable": True, "lockstep_never_connected": True}},
-          "h4": {"a": {"changed": False}}}
-    assert switched_hosts(hv, ["h1", "h2", "h3", "h4"], "a") == ["h1", "h2"]
-    assert unknown_hosts(hv, ["h1", "h2", "h3", "h4"], "a") == ["h2"]
+    switches = {"h1": {"switched": True}, "h2": {"failed": True, "lockstep_unreachable": True},
+                "h3": {"failed": True, "lockstep_unreachable": True, "lockstep_never_connected": True},
+                "h4": {"changed": False}}
+    assert switched_hosts(switches, ["h1", "h2", "h3", "h4"]) == ["h1", "h2"]
+    assert unknown_hosts(switches, ["h1", "h2", "h3", "h4"]) == ["h2"]
 
 
 def test_only_what_haproxy_confirmed_is_held_or_claimed():
