@@ -69,8 +69,8 @@ MUTATIONS = [
     (
         "a wave's failure is rescued (no host dropped from the rollback)",
         'roles/rollout/tasks/main.yml',
-        '  rescue:\n    # A host whose switch failed jumped here',
-        '  always:\n    # A host whose switch failed jumped here',
+        '  rescue:\n    # When every host of the wave failed its switch',
+        '  always:\n    # When every host of the wave failed its switch',
         'tests/unit/test_release_structure.py::test_every_task_of_a_release_that_can_fail_is_rescued_or_reports',
     ),
     (
