@@ -11,6 +11,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
+# After the path above, where the runner lives: it is a script in tests/, not a package (E402 is that order).
 import mutate_safeguards  # noqa: E402
 
 
