@@ -435,15 +435,15 @@ MUTATIONS = [
     ),
     (
         "the lock given back from one host: its failure is never the play's",
-        'roles/finish/tasks/main.yml',
-        '          ansible.builtin.include_tasks: lock.yml\n          run_once: true',
-        '          lockstep.release.lock:\n'
-        '            path: "{{ lockstep_lock_path }}"\n'
-        '            state: released\n'
-        '            run_id: "{{ __lockstep_run.run_id }}"\n'
-        '            outcome: {status: "{{ __lockstep_status }}"}\n'
-        '          delegate_to: "{{ lockstep_lock_host }}"\n'
-        '          run_once: true',
+        'roles/finish/tasks/unlock.yml',
+        '      ansible.builtin.include_tasks: lock.yml\n      run_once: true',
+        '      lockstep.release.lock:\n'
+        '        path: "{{ lockstep_lock_path }}"\n'
+        '        state: released\n'
+        '        run_id: "{{ __lockstep_run.run_id }}"\n'
+        '        outcome: {status: "{{ __lockstep_status }}"}\n'
+        '      delegate_to: "{{ lockstep_lock_host }}"\n'
+        '      run_once: true',
         'tests/unit/test_release_in_miniature.py::'
         'test_a_lock_that_cannot_be_given_back_is_said_and_every_host_still_runs_its_after_release_hook',
     ),
@@ -458,10 +458,20 @@ MUTATIONS = [
     (
         'a halt before watch ends the play there',
         'playbooks/release.yml',
-        "    - name: Lockstep | halted before watch\n      ansible.builtin.meta: end_play\n"
-        "      when: hostvars['localhost'].__lockstep_halt is defined",
-        "    - name: Lockstep | halted before watch\n      ansible.builtin.meta: end_play\n      when: false",
+        "    - name: Lockstep | halted before watch, or check mode\n      ansible.builtin.meta: end_play\n"
+        "      when: ansible_check_mode or hostvars['localhost'].__lockstep_halt is defined",
+        "    - name: Lockstep | halted before watch, or check mode\n      ansible.builtin.meta: end_play\n"
+        "      when: ansible_check_mode",
         'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[smoke]',
+    ),
+    (
+        'a halt before the smoke commands ends their play there',
+        'playbooks/release.yml',
+        "    - name: Lockstep | halted before the smoke commands, or check mode\n      ansible.builtin.meta: end_play\n"
+        "      when: ansible_check_mode or hostvars['localhost'].__lockstep_halt is defined",
+        "    - name: Lockstep | halted before the smoke commands, or check mode\n      ansible.builtin.meta: end_play\n"
+        "      when: ansible_check_mode",
+        'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[verify]',
     ),
     (
         "the wave gate's judgement halts the release",
@@ -1069,6 +1079,22 @@ MUTATIONS = [
         '        for name in sorted(set(newer_flags) & older_retired):',
         '        for name in []:',
         'tests/unit/test_release_flags.py::test_a_retired_name_never_comes_back_even_with_the_old_meaning',
+    ),
+    (
+        'old releases are pruned only after a proven release',
+        'roles/finish/tasks/prune.yml',
+        "    or __lockstep_status not in ['succeeded', 'partial']",
+        "    or false",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt',
+    ),
+    (
+        'a proven release prunes the releases beyond those kept',
+        'roles/finish/tasks/prune.yml',
+        "    inventory_hostname not in __lockstep_done\n",
+        "    true\n",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt',
     ),
     (
         'prune never removes the active or a protected release',

@@ -374,15 +374,17 @@ def before_verify(fleet, task):
 
 @pytest.mark.parametrize("halt", ["verify", "smoke", "smoke-gate", "watch"])
 def test_a_phase_after_the_halting_one_never_starts(fleet, halt):
-    """Verify, smoke and watch share a play: after a halt the next phase never starts, nor is it entered in the ledger.
-    A process that dies before verify halts verify's gate; a smoke command that fails halts smoke on its host, a
-    dependency gone halts smoke's gate, and a threshold no fleet can hold halts the watch's."""
+    """After a halt the next phase never starts, nor is it entered in the ledger; nor do the smoke commands run
+    (set here where the halt comes before them). A process that dies before verify halts verify's gate; a smoke
+    command that fails halts smoke on its host, a dependency gone halts smoke's gate, and a threshold no fleet can
+    hold halts the watch's."""
     extra = {
-        "verify": lambda: before_verify(fleet, {"ansible.builtin.command": {
+        "verify": lambda: dict(before_verify(fleet, {"ansible.builtin.command": {
             "argv": [sys.executable, "-c", STOP, str(fleet.hosts["h2"].base)]}, "changed_when": False}),
+            lockstep_smoke_commands=["true"]),
         "smoke": lambda: {"lockstep_smoke_commands": ["false"]},
-        "smoke-gate": lambda: before_verify(fleet, {"ansible.builtin.file": {
-            "path": str(fleet.dependency_down), "state": "touch"}}),
+        "smoke-gate": lambda: dict(before_verify(fleet, {"ansible.builtin.file": {
+            "path": str(fleet.dependency_down), "state": "touch"}}), lockstep_smoke_commands=["true"]),
         "watch": lambda: {"lockstep_watch_thresholds": [{"name": "no error ever", "metric": "errors_total",
                                                          "max": -1}]},
     }[halt]()
@@ -420,3 +422,19 @@ def test_waves_set_where_serial_cannot_read_them_halt_before_a_batch_off_the_pla
                     r"says \['h2', 'h3'\]"), run
     assert [fleet.hosts[h].history() for h in HOSTS[1:]] == [[BEFORE]] * 3, run
     assert fleet.hosts["h1"].running() == BEFORE, run
+
+
+def test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt(fleet):
+    """Two releases kept, and an older one than both on every host: a halted release prunes nothing; a proven one
+    removes the older one and keeps the release and the one before it."""
+    for h in fleet.hosts.values():
+        old = h.base / "releases" / "1.9.0"
+        shutil.copytree(h.base / "releases" / BEFORE, old, symlinks=True)
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+    halted = fleet.run(lockstep_keep_releases=2, lockstep_smoke_commands=["false"])
+    assert halted.rc == 2 and status(halted) == "rolled_back", halted
+    assert all((h.base / "releases" / "1.9.0").is_dir() for h in fleet.hosts.values()), halted
+    run = fleet.run(lockstep_keep_releases=2)
+    assert run.rc == 0 and status(run) == "succeeded", run
+    assert {h: sorted(os.listdir(fleet.hosts[h].base / "releases")) for h in HOSTS} == dict.fromkeys(
+        HOSTS, [BEFORE, TARGET]), run

@@ -21,6 +21,7 @@ from conftest import _clean_env
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The roles a release runs (playbooks/release.yml and rollback.yml); the audit and the kill switch refuse with
 # plain asserts on purpose, before they touch anything.
+PLAYBOOKS = ("playbooks/release.yml", "playbooks/rollback.yml")
 PHASES = ("preflight", "rollout", "verify", "smoke", "watch", "rollback", "finish", "common")
 # Actions that cannot fail a host on their own: they set, say, include or report.
 REPORTING = {
@@ -35,7 +36,7 @@ REFUSAL = ("preflight refuses before anything changed: its run_once steps stop e
            "that ran the step is rescued and records the refusal, and finish gives the lock back from it")
 PREFLIGHT = "roles/preflight/tasks/main.yml"
 ALLOWED = {
-    ("roles/finish/tasks/main.yml", "Finish | the release did not succeed"):
+    ("roles/finish/tasks/verdict.yml", "Finish | the release did not succeed"):
         "the run's non-zero exit, the last task of the last play: nothing comes after it to drop a host from",
     (PREFLIGHT, "Preflight | plan - check inputs on the controller before any host is contacted"): REFUSAL,
     (PREFLIGHT, "Preflight | take the fleet's release lock"): REFUSAL,
@@ -93,7 +94,8 @@ def unprotected(tasks, path, protected=False, role=None, follow=None, once=False
 
 def release_tasks():
     """Every task of the release's phases, each in the context the playbooks reach it: from each role's
-    ``main.yml`` and the entry points the playbooks include (``stage``, ``plan``), through every include."""
+    ``main.yml`` and the task files the release's playbooks import (``stage``, ``plan``, the hooks, ``prune``,
+    ``verdict`` ...), through every include."""
     seen = set()
 
     def follow(role, name, protected):
@@ -107,8 +109,13 @@ def release_tasks():
     for role in PHASES:
         if os.path.exists(os.path.join(REPO, "roles", role, "tasks", "main.yml")):
             yield from follow(role, "main.yml", False)
-    yield from follow("rollout", "stage.yml", False)
-    yield from follow("rollback", "plan.yml", False)
+    for path in PLAYBOOKS:
+        with open(os.path.join(REPO, path)) as f:
+            for play in yaml.safe_load(f):
+                for task in play.get("tasks") or []:
+                    target = included(task, None)
+                    if target and target[0] in PHASES:
+                        yield from follow(target[0], target[1], False)
     # Every task file of the phases is reached from an entry point: none escapes the scan.
     files = {(role, os.path.basename(p)) for role in PHASES
              for p in glob.glob(os.path.join(REPO, "roles", role, "tasks", "*.yml"))}
