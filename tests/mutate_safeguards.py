@@ -1097,6 +1097,20 @@ MUTATIONS = [
         'test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt',
     ),
     (
+        "the release's input is checked for every host of the play",
+        'roles/preflight/tasks/main.yml',
+        '    hosts: "{{ ansible_play_hosts_all }}"\n  delegate_to: localhost',
+        '    hosts: []\n  delegate_to: localhost',
+        'tests/unit/test_release_in_miniature.py::test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched',
+    ),
+    (
+        "the input check reads each host's own values",
+        'plugins/action/input.py',
+        '            hosts[host] = {n: own[n] for n in spec if n in own}',
+        '            hosts[host] = {}',
+        'tests/unit/test_release_in_miniature.py::test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched',
+    ),
+    (
         'prune never removes the active or a protected release',
         'plugins/modules/deploy.py',
         '        protect = set(self.p["protect"]) | {st["active_version"]}',

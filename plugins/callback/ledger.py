@@ -212,7 +212,8 @@ PROGRESS_CALLBACK = "lockstep.release.progress"
 # Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
 LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
 NO_LOG_MESSAGE = "output hidden (no_log)"
-ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec"})
+ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec",
+                              "lockstep.release.input"})
 KEY_VAR = "lockstep_ledger_key"  # the extra var that can carry the ledger's key (vault-encrypted)
 STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
                "lockstep_hosts", "lockstep_found_dead", "lockstep_rehearsal")
@@ -778,8 +779,8 @@ class CallbackModule(CallbackBase):
             self._failures += 1
             self._touch(host, common["phase"], "failed")
             if _task_of(result).action in ARG_SPEC_ACTIONS and self._halted_by is None:
-                # Ansible's own check of a role's arguments stops every host before any task of lockstep ran:
-                # bad input, refused like the plan's refusals (nothing was touched).
+                # Ansible's own check of a role's arguments (or preflight's, lockstep.release.input) stops every host
+                # before any task of lockstep ran: bad input, refused like the plan's refusals (nothing was touched).
                 self._refused_input = True
                 self._halted_by = {"gate": "input", "host": "controller", "message": "refused before touching "
                                    "any host: " + "; ".join(_data_of(result).get("argument_errors") or [

@@ -438,3 +438,17 @@ def test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt(f
     assert run.rc == 0 and status(run) == "succeeded", run
     assert {h: sorted(os.listdir(fleet.hosts[h].base / "releases")) for h in HOSTS} == dict.fromkeys(
         HOSTS, [BEFORE, TARGET]), run
+
+
+def test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched(fleet):
+    """The release's input is checked against every host's own values, in one task on the controller: a value set
+    wrong for one host in the inventory refuses the release, naming that host, before any host changed."""
+    inventory = fleet.root / "inventory.yml"
+    data = json.loads(inventory.read_text())
+    data["all"]["children"]["app"]["hosts"]["h3"]["lockstep_keep_releases"] = "three"
+    inventory.write_text(json.dumps(data))
+    run = fleet.run()
+    assert run.rc != 0 and status(run) == "refused", run
+    said = run.mine(r"argument 'lockstep_keep_releases' is of type")
+    assert said and all("(h3)" in line for line in said), run
+    assert [fleet.hosts[h].history() for h in HOSTS] == [[BEFORE]] * 4, run

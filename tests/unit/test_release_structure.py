@@ -38,6 +38,7 @@ PREFLIGHT = "roles/preflight/tasks/main.yml"
 ALLOWED = {
     ("roles/finish/tasks/verdict.yml", "Finish | the release did not succeed"):
         "the run's non-zero exit, the last task of the last play: nothing comes after it to drop a host from",
+    (PREFLIGHT, "Preflight | the release's input, checked for every host"): REFUSAL,
     (PREFLIGHT, "Preflight | plan - check inputs on the controller before any host is contacted"): REFUSAL,
     (PREFLIGHT, "Preflight | take the fleet's release lock"): REFUSAL,
     (PREFLIGHT, "Preflight | the load balancer must answer"): REFUSAL,
