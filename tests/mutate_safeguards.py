@@ -1111,6 +1111,15 @@ MUTATIONS = [
         'tests/unit/test_release_in_miniature.py::test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched',
     ),
     (
+        "a play's ignore_errors never reaches the run's exit",
+        'roles/finish/tasks/verdict.yml',
+        '  ignore_errors: false\n',
+        '',
+        'test_settings.py::test_a_halt_under_error_settings_still_rolls_every_host_back_and_no_wave_runs_past_it',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_teams_copy_with_ignore_errors_on_every_play_still_exits_non_zero_on_a_halt',
+    ),
+    (
         'prune never removes the active or a protected release',
         'plugins/modules/deploy.py',
         '        protect = set(self.p["protect"]) | {st["active_version"]}',

@@ -21,6 +21,7 @@ import threading
 import time
 
 import pytest
+import yaml
 from conftest import ServiceProcess
 from test_progress_callback import Run, ansible_env
 
@@ -452,3 +453,17 @@ def test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched(fleet):
     said = run.mine(r"argument 'lockstep_keep_releases' is of type")
     assert said and all("(h3)" in line for line in said), run
     assert [fleet.hosts[h].history() for h in HOSTS] == [[BEFORE]] * 4, run
+
+
+def test_a_teams_copy_with_ignore_errors_on_every_play_still_exits_non_zero_on_a_halt(fleet, tmp_path):
+    """A play's ignore_errors reaches every task without a setting of its own: the run's exit is pinned."""
+    with open(os.path.join(REPO, "playbooks", "release.yml")) as f:
+        plays = yaml.safe_load(f)
+    for play in plays:
+        if "hosts" in play:
+            play["ignore_errors"] = True
+    team = tmp_path / "team-release.yml"
+    team.write_text(yaml.safe_dump(plays, sort_keys=False))
+    run = fleet.run(str(team), lockstep_smoke_commands=["false"])
+    assert run.rc == 2 and status(run) == "rolled_back", run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run
