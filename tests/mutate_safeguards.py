@@ -1106,7 +1106,7 @@ MUTATIONS = [
     (
         "the input check reads each host's own values",
         'plugins/action/input.py',
-        '            hosts[host] = {n: own[n] for n in spec if n in own}',
+        '            hosts[host] = templar.template({n: own[n] for n in spec if n in own})',
         '            hosts[host] = {}',
         'tests/unit/test_release_in_miniature.py::test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched',
     ),
@@ -1118,6 +1118,14 @@ MUTATIONS = [
         'test_settings.py::test_a_halt_under_error_settings_still_rolls_every_host_back_and_no_wave_runs_past_it',
         'tests/unit/test_release_in_miniature.py::'
         'test_a_teams_copy_with_ignore_errors_on_every_play_still_exits_non_zero_on_a_halt',
+    ),
+    (
+        "the ledger records the rollback's waves as the rollback phase",
+        'plugins/plugin_utils/phases.py',
+        '    if name == "rollout" and ROLLBACK_PLAY.search(str(play_name or "")):',
+        '    if False:',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
         'prune never removes the active or a protected release',

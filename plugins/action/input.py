@@ -42,8 +42,13 @@ class ActionModule(ActionBase):
         hostvars = task_vars.get("hostvars") or {}
         hosts = {}
         for host in a["hosts"]:
-            own = hostvars[host]
-            hosts[host] = {n: own[n] for n in spec if n in own}
+            own = dict(hostvars.raw_get(host))
+            # Each host's values templated as Ansible's own check would on that host: with the play's and the
+            # roles' variables this task sees, the host's own over them, and its connection's address (which
+            # defaults to its name), never the address of the host that runs this task.
+            own["ansible_host"] = own.get("ansible_host", host)
+            templar = self._templar.copy_with_new_env(available_variables=dict(task_vars, **own))
+            hosts[host] = templar.template({n: own[n] for n in spec if n in own})
         errors = check(spec, base, hosts)
         if errors:
             return {"failed": True, "changed": False, "argument_errors": errors,

@@ -191,6 +191,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     state_version,
 )
 from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
+from ansible_collections.lockstep.release.plugins.plugin_utils.phases import phase_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
     Collector,
     _encrypted_plaintext,
@@ -206,7 +207,6 @@ try:
 except ImportError:  # pragma: no cover
     PlayIterator = TaskQueueManager = None
 
-COLLECTION_PREFIX = "lockstep.release."
 # The stdout callback that prints the wave lines and the halt's reason itself (plugins/callback/progress.py).
 PROGRESS_CALLBACK = "lockstep.release.progress"
 # Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
@@ -514,15 +514,9 @@ class CallbackModule(CallbackBase):
     def _host_entry(self, host):
         return self._hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
 
-    @staticmethod
-    def _phase_of(task):
-        role = getattr(task, "_role", None)
-        if role is None:
-            return None
-        name = role.get_name()
-        if name.startswith(COLLECTION_PREFIX):
-            name = name[len(COLLECTION_PREFIX):]
-        return name
+    def _phase_of(self, task):
+        # The rollback's waves, which run the rollout's wave task file backwards, are the rollback phase.
+        return phase_of(task, self._play_name)
 
     def _result_phase(self, result):
         return self._task_phase.get(_task_of(result)._uuid, self._phase_of(_task_of(result)))

@@ -67,11 +67,11 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.playbook.task_include import TaskInclude
 from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
 
+from ansible_collections.lockstep.release.plugins.plugin_utils.phases import COLLECTION_PREFIX, SHARED, phase_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import data_of as _data_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import host_of as _host_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import task_of as _task_of
 
-COLLECTION_PREFIX = "lockstep.release."
 LINE = "lockstep: "
 # The fact lockstep's roles record a halt in (phase, gate, host, message); the first one wins, as in the roles.
 HALT_FACT = "__lockstep_halt"
@@ -197,6 +197,7 @@ class CallbackModule(DefaultCallbackModule):
         self._other_plays = False
         self._serial = False
         self._play_label = ""
+        self._play_name = ""
         self._phase = None
         self._wave = None
         self._step = None
@@ -258,6 +259,7 @@ class CallbackModule(DefaultCallbackModule):
             return super().v2_playbook_on_play_start(play)
         self._play = play  # the default callback's state, should a later play be another's
         self._play_label = name[len(prefix):].strip()
+        self._play_name = name
         self._serial = bool(getattr(play, "serial", None))
         self._wave = _Wave(time.monotonic()) if self._serial else None
 
@@ -285,17 +287,9 @@ class CallbackModule(DefaultCallbackModule):
             self._step = _Step(task, _short_name(task.name or task.get_name()), self._phase.name, now)
 
     def _phase_of(self, task):
-        role = getattr(task, "_role", None)
-        if role is None:
-            return None
-        name = role.get_name()
-        if name.startswith(COLLECTION_PREFIX):
-            name = name[len(COLLECTION_PREFIX):]
-        if name == "common":  # the shared task files (halt, load balancer) belong to the phase that uses them
-            return None
-        if name == "rollout" and self._play_label.startswith("rollback"):
-            return "rollback"  # the rollback's waves run the rollout's wave task file backwards
-        return name
+        phase = phase_of(task, self._play_name)
+        # The shared task files (halt, load balancer) belong to the phase that uses them.
+        return None if phase == SHARED else phase
 
     def v2_playbook_on_include(self, included_file):
         if not self._mine:

@@ -34,9 +34,9 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.history import (
     record_time,
     seconds_between,
 )
+from ansible_collections.lockstep.release.plugins.plugin_utils.phases import ROLLBACK_PLAY, SHARED
 
 WAVE_GATE = re.compile(r"^(rollback-)?wave-(\d+)$")
-ROLLBACK_PLAY = re.compile(r"\brollback\s*:", re.IGNORECASE)
 GOOD = ("succeeded", "partial")
 WARN = ("refused", "rolled_back", "lock_broken", "halted")
 HALTED_HERE = "HALTED HERE"
@@ -116,7 +116,7 @@ def phase_spans(records):
 
 
 def _stage_label(span):
-    if span["phase"] == "common":  # the shared steps (load balancer, halt): part of the phase around them
+    if span["phase"] == SHARED:  # the shared steps (load balancer, halt): part of the phase around them
         return None
     if span["phase"] == "rollback" or ROLLBACK_PLAY.search(str(span.get("play") or "")):
         return "rollback"

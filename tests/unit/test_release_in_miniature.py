@@ -308,6 +308,8 @@ def test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves(fleet
     # Back in the rollout's waves: h2 stayed out from its wave until its wave back, never put back in between.
     assert episodes(fleet.lb.samples, "h2") == 1, run
     assert episodes(fleet.lb.samples, "h1") == 3, run
+    # The ledger records the waves back (the rollout's wave task file, run backwards) as the rollback phase.
+    assert phase_runs(fleet) == ["preflight", "rollout", "rollback", "finish"], run
 
 
 def test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back(fleet):
@@ -364,6 +366,15 @@ def phases_entered(fleet):
     with open(path) as f:
         records = [json.loads(line) for line in f]
     return list(dict.fromkeys(r["phase"] for r in records if r["event"] == "phase_enter" and r["phase"] != "common"))
+
+
+def phase_runs(fleet):
+    """The phases of the run's ledger in order, a phase entered again straight after itself counted once."""
+    (path,) = (fleet.root.parent / "ledger").glob("*.jsonl")
+    with open(path) as f:
+        phases = [json.loads(line) for line in f]
+    phases = [r["phase"] for r in phases if r["event"] == "phase_enter" and r["phase"] != "common"]
+    return [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
 
 
 def before_verify(fleet, task):
@@ -447,6 +458,9 @@ def test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched(fleet):
     inventory = fleet.root / "inventory.yml"
     data = json.loads(inventory.read_text())
     data["all"]["children"]["app"]["hosts"]["h3"]["lockstep_keep_releases"] = "three"
+    # A value that names each host's own address (which none of them sets) and a role's default is templated as
+    # on that host: it is no error.
+    data["all"]["vars"]["lockstep_health_path"] = "/health{{ '' if ansible_host and lockstep_version_field else '' }}"
     inventory.write_text(json.dumps(data))
     run = fleet.run()
     assert run.rc != 0 and status(run) == "refused", run
