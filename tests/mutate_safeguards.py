@@ -1128,6 +1128,14 @@ MUTATIONS = [
         'test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
+        "a play's ignore_errors never lets bad input through",
+        'roles/preflight/tasks/main.yml',
+        '  tags: [always]\n  # Pinned: a team\'s copy of the playbook that sets ignore_errors on its plays must not release on bad '
+        'input.\n  ignore_errors: false\n',
+        '  tags: [always]\n',
+        'tests/unit/test_release_in_miniature.py::test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched',
+    ),
+    (
         'prune never removes the active or a protected release',
         'plugins/modules/deploy.py',
         '        protect = set(self.p["protect"]) | {st["active_version"]}',

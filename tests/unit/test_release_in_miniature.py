@@ -452,9 +452,22 @@ def test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt(f
         HOSTS, [BEFORE, TARGET]), run
 
 
-def test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched(fleet):
+def team_copy(tmp_path, **keywords):
+    """lockstep's release playbook as a team's own copy, with ``keywords`` set on every play."""
+    with open(os.path.join(REPO, "playbooks", "release.yml")) as f:
+        plays = yaml.safe_load(f)
+    for play in plays:
+        if "hosts" in play:
+            play.update(keywords)
+    team = tmp_path / "team-release.yml"
+    team.write_text(yaml.safe_dump(plays, sort_keys=False))
+    return str(team)
+
+
+def test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched(fleet, tmp_path):
     """The release's input is checked against every host's own values, in one task on the controller: a value set
-    wrong for one host in the inventory refuses the release, naming that host, before any host changed."""
+    wrong for one host in the inventory refuses the release, naming that host, before any host changed; in a team's
+    copy of the playbook that ignores errors too."""
     inventory = fleet.root / "inventory.yml"
     data = json.loads(inventory.read_text())
     data["all"]["children"]["app"]["hosts"]["h3"]["lockstep_keep_releases"] = "three"
@@ -462,7 +475,7 @@ def test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched(fleet):
     # on that host: it is no error.
     data["all"]["vars"]["lockstep_health_path"] = "/health{{ '' if ansible_host and lockstep_version_field else '' }}"
     inventory.write_text(json.dumps(data))
-    run = fleet.run()
+    run = fleet.run(team_copy(tmp_path, ignore_errors=True))
     assert run.rc != 0 and status(run) == "refused", run
     said = run.mine(r"argument 'lockstep_keep_releases' is of type")
     assert said and all("(h3)" in line for line in said), run
@@ -471,13 +484,6 @@ def test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched(fleet):
 
 def test_a_teams_copy_with_ignore_errors_on_every_play_still_exits_non_zero_on_a_halt(fleet, tmp_path):
     """A play's ignore_errors reaches every task without a setting of its own: the run's exit is pinned."""
-    with open(os.path.join(REPO, "playbooks", "release.yml")) as f:
-        plays = yaml.safe_load(f)
-    for play in plays:
-        if "hosts" in play:
-            play["ignore_errors"] = True
-    team = tmp_path / "team-release.yml"
-    team.write_text(yaml.safe_dump(plays, sort_keys=False))
-    run = fleet.run(str(team), lockstep_smoke_commands=["false"])
+    run = fleet.run(team_copy(tmp_path, ignore_errors=True), lockstep_smoke_commands=["false"])
     assert run.rc == 2 and status(run) == "rolled_back", run
     assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run
