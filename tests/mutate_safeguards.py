@@ -1136,6 +1136,14 @@ MUTATIONS = [
         'tests/unit/test_release_in_miniature.py::test_a_bad_value_on_one_host_is_refused_before_any_host_is_touched',
     ),
     (
+        'a before_rollback hook that fails on a host never keeps it from going back',
+        'roles/rollback/tasks/plan.yml',
+        '  rescue:\n    - name: Rollback | the before_rollback hook failed on this host - it goes back all the same\n',
+        '  always:\n    - name: Rollback | the before_rollback hook failed on this host - it goes back all the same\n',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_before_rollback_hook_that_fails_on_a_host_never_keeps_it_from_going_back',
+    ),
+    (
         'prune never removes the active or a protected release',
         'plugins/modules/deploy.py',
         '        protect = set(self.p["protect"]) | {st["active_version"]}',

@@ -487,3 +487,14 @@ def test_a_teams_copy_with_ignore_errors_on_every_play_still_exits_non_zero_on_a
     run = fleet.run(team_copy(tmp_path, ignore_errors=True), lockstep_smoke_commands=["false"])
     assert run.rc == 2 and status(run) == "rolled_back", run
     assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run
+
+
+def test_a_before_rollback_hook_that_fails_on_a_host_never_keeps_it_from_going_back(fleet):
+    """The hook runs on each host about to go back; its failure on one host is said in the ledger, and that host
+    goes back with the others (a host dropped from the rollback would stay on the release that halted)."""
+    hook = fleet.root / "before_rollback.yml"
+    hook.write_text(json.dumps([{"name": "Team | before the rollback", "ansible.builtin.command": "false",
+                                 "when": "inventory_hostname == 'h2'"}]))
+    run = fleet.run(lockstep_smoke_commands=["false"], lockstep_hooks={"before_rollback": str(hook)})
+    assert run.rc == 2 and status(run) == "rolled_back", run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run

@@ -36,6 +36,9 @@ REFUSAL = ("preflight refuses before anything changed: its run_once steps stop e
            "that ran the step is rescued and records the refusal, and finish gives the lock back from it")
 PREFLIGHT = "roles/preflight/tasks/main.yml"
 ALLOWED = {
+    ("roles/finish/tasks/unlock.yml", "Finish | after_release hook"):
+        "the operator's hook, after the lock is given back: its failure fails the run, and only the verdict follows, "
+        "on any host left",
     ("roles/finish/tasks/verdict.yml", "Finish | the release did not succeed"):
         "the run's non-zero exit, the last task of the last play: nothing comes after it to drop a host from",
     (PREFLIGHT, "Preflight | the release's input, checked for every host"): REFUSAL,
@@ -86,7 +89,9 @@ def unprotected(tasks, path, protected=False, role=None, follow=None, once=False
             # A run_once include includes its tasks for one host only: a failure among them is that host's.
             yield from follow(target[0], target[1], protected)
         args = task[action] if isinstance(task[action], dict) else {}
-        if action in REPORTING or args.get("halt") is False:
+        # An include of the operator's own task file (a hook: its name is a template) can fail like any task.
+        operators = action == "ansible.builtin.include_tasks" and "{{" in str(task[action])
+        if (action in REPORTING and not operators) or args.get("halt") is False:
             continue
         if protected and not (once or task.get("run_once")):
             continue
@@ -137,6 +142,8 @@ def test_the_net_finds_what_it_is_for():
         {"block": [{"name": "rescued", "lockstep.release.deploy": {}}],
          "rescue": [{"name": "rescue fails", "ansible.builtin.fail": {"msg": "x"}}]},
         {"block": [{"name": "no rescue", "ansible.builtin.command": "true"}]},
+        {"name": "a hook", "ansible.builtin.include_tasks": "{{ lockstep_hooks.x }}"},
+        {"name": "our own file", "ansible.builtin.include_tasks": "lb.yml"},
         {"block": [{"name": "once, rescued", "ansible.builtin.command": "true", "run_once": True},
                    {"name": "once, reports", "lockstep.release.gate": {"halt": False}, "run_once": True}],
          "rescue": [{"name": "noted", "ansible.builtin.debug": {}}]},
@@ -144,7 +151,7 @@ def test_the_net_finds_what_it_is_for():
          "rescue": [{"name": "noted", "ansible.builtin.debug": {}}]},
     ]
     assert [name for _, name, _ in unprotected(tasks, "t.yml")] == [
-        "deploy", "gate", "rescue fails", "no rescue", "once, rescued", "once by its block"]
+        "deploy", "gate", "rescue fails", "no rescue", "a hook", "once, rescued", "once by its block"]
 
 
 def test_a_rescue_does_not_save_the_batch_of_a_failed_run_once_task(tmp_path):
