@@ -46,8 +46,8 @@ KNOWN_ERRORS = [
 ] + [
     ("plugins/modules/%s.py" % name, "validate-modules:invalid-documentation",
      'author "lockstep contributors" (plugins/doc_fragments) has no "(@github-handle)": the project has none')
-    for name in ("audit", "deploy", "gate", "haproxy", "lock", "outcome", "plan", "preflight", "run", "run_record",
-                 "smoke", "state", "watch")
+    for name in ("audit", "deploy", "gate", "haproxy", "input", "lock", "outcome", "plan", "preflight", "run",
+                 "run_record", "smoke", "state", "watch")
 ] + [
     ("plugins/callback/ledger.py", "validate-modules:invalid-documentation",
      "its own DOCUMENTATION's author, as above"),
