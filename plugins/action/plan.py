@@ -23,6 +23,7 @@ from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.lockstep.release.plugins.module_utils.release_state import valid_version
 from ansible_collections.lockstep.release.plugins.plugin_utils.flags import disagreement
+from ansible_collections.lockstep.release.plugins.plugin_utils.gates import LEDGER_BROKEN_ENV
 from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, batches, serial_list
@@ -146,6 +147,10 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
         version = a["version"]
+        broken = os.environ.get(LEDGER_BROKEN_ENV)
+        if broken:
+            # Set by the ledger callback, which never stops a run itself: this is the ordinary task that does.
+            return self.fail("the ledger cannot be written: %s; a release is never made without its record" % broken)
         if a["require_ledger"] and not ledger_recording():
             return self.fail(NOT_RECORDING)
         refused = selection_problem()

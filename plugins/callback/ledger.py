@@ -37,9 +37,12 @@ description:
     looks for the anchor in the anchor directory it is configured with (C(LOCKSTEP_LEDGER_ANCHOR_DIR)), never where
     the ledger says.
   - The ledger directory is made mode 0700, ledger, fallback, anchor and JUnit files 0600, whatever the umask.
-  - If the ledger cannot be created or written, the callback stops the run before any (further) task runs; it
-    marks the play's hosts failed and terminates the task queue manager, so C(ansible-playbook) exits non-zero.
-    An unrecorded release is not allowed.
+  - If the ledger cannot be created or written, every record from then on goes to a fallback file
+    (C($TMPDIR/lockstep-ledger-fallback-<pid>.jsonl), 0600, chained and anchored the same way; on stderr when even
+    that fails), and the callback tells the run's tasks in C(LOCKSTEP_LEDGER_BROKEN). It never stops the run itself
+    (killing a release mid-way would strand switched hosts and the lock). lockstep's release plan refuses to start
+    on it, every gate that lets a release go forward halts on it, so the rollback and finish run and
+    C(ansible-playbook) exits non-zero. An unrecorded release is not allowed.
   - This is not a stdout callback; enable it with C(callbacks_enabled = lockstep.release.ledger).
 version_added: "0.1.0"
 author: lockstep contributors
@@ -96,7 +99,7 @@ options:
         and this option over O(key_file). The key is treated as a secret (never written, scrubbed everywhere).
       - Prefer O(key_file), the environment or a vaulted extra var to C(ansible.cfg), and keep the key off the
         controller user's reach if the ledger must hold against that user.
-      - An unreadable or too short key stops the run before any task, like an unwritable ledger.
+      - An unreadable or too short key is a ledger that cannot be created, so the release is refused before any host.
     type: str
     ini:
       - section: lockstep_ledger
@@ -167,9 +170,11 @@ import os
 import socket
 import sys
 import tempfile
+from collections.abc import Mapping
 
 from ansible import constants as C
 from ansible import context
+from ansible.executor.stats import AggregateStats
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
@@ -190,6 +195,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     seal,
     state_version,
 )
+from ansible_collections.lockstep.release.plugins.plugin_utils.gates import LEDGER_BROKEN_ENV
 from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
 from ansible_collections.lockstep.release.plugins.plugin_utils.phases import phase_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
@@ -201,16 +207,8 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.task_result impor
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import host_of as _host_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import task_of as _task_of
 
-try:
-    from ansible.executor.play_iterator import PlayIterator
-    from ansible.executor.task_queue_manager import TaskQueueManager
-except ImportError:  # pragma: no cover
-    PlayIterator = TaskQueueManager = None
-
 # The stdout callback that prints the wave lines and the halt's reason itself (plugins/callback/progress.py).
 PROGRESS_CALLBACK = "lockstep.release.progress"
-# Set in this process when the ledger breaks mid-release; plugin_utils/gates.py halts every forward gate on it.
-LEDGER_BROKEN_ENV = "LOCKSTEP_LEDGER_BROKEN"
 NO_LOG_MESSAGE = "output hidden (no_log)"
 ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec",
                               "lockstep.release.input"})
@@ -252,34 +250,20 @@ def _utcnow():
     return datetime.datetime.now(datetime.UTC)
 
 
-def _find_tqm():
-    """The TaskQueueManager dispatching the current callback: the ``self`` of a frame up the call stack.
+def _run_stats():
+    """The run's stats (``AggregateStats``), which the playbook's ``set_stats`` fills while it runs.
 
-    Callbacks get no reference to it, but every callback is called from ``TaskQueueManager.send_callback``.
+    The one thing of ansible-core's this callback reaches for outside its arguments: a callback is handed the stats
+    only in ``v2_playbook_on_stats``, after the stdout callback (``default``, or ansible-runner's ``awx_display``,
+    which turns the custom stats into AWX's artifacts) has shown them. Scrubbing a secret out of them, and keeping
+    ``lockstep_ledger`` in AWX's artifacts, must happen before that. Only read and written through AggregateStats'
+    own methods; nothing here steers the run.
     """
-    if TaskQueueManager is None:
-        return None
     frame = sys._getframe(1)
     while frame is not None:
-        obj = frame.f_locals.get("self")
-        if isinstance(obj, TaskQueueManager):
-            return obj
-        tqm = getattr(obj, "_tqm", None)
-        if isinstance(tqm, TaskQueueManager):
-            return tqm
-        frame = frame.f_back
-    return None
-
-
-def _find_local(name, cls):
-    """A local variable ``name`` of type ``cls`` in a frame up the call stack (the strategy's play iterator)."""
-    if cls is None:
-        return None
-    frame = sys._getframe(1)
-    while frame is not None:
-        obj = frame.f_locals.get(name)
-        if isinstance(obj, cls):
-            return obj
+        stats = getattr(frame.f_locals.get("self"), "_stats", None)
+        if isinstance(stats, AggregateStats):
+            return stats
         frame = frame.f_back
     return None
 
@@ -296,8 +280,7 @@ class CallbackModule(CallbackBase):
         super().__init__(display=display, options=options)
         self._writer = None
         self._broken = None  # message when the ledger cannot be written
-        self._stopped = False
-        self._tqm = None
+        self._hostvars = None  # the run's hostvars (public: a play's variables), read when a no_log value is set
         self._secrets = set()
         self._patterns = list(DEFAULT_SECRET_PATTERNS)
         self._collector = None
@@ -317,7 +300,6 @@ class CallbackModule(CallbackBase):
         self._reported = {}  # last set_stats data seen in results
         self._version = None
         self._finished = False
-        self._in_flight = False  # the run holds the release lock or changed a host: stopping now would strand it
         self._fallback = None  # where records go once the ledger itself cannot be written mid-release
         self._audit = None  # the last lockstep_audit (verify.yml, halt.yml, resume.yml): its table replaces the summary
 
@@ -336,7 +318,7 @@ class CallbackModule(CallbackBase):
 
     def _set_key(self, key, key_file=None):
         """Load the ledger's key (``self._key``, bytes or None); a key that cannot be used is kept in
-        ``self._key_error`` and stops the run when the ledger is created."""
+        ``self._key_error`` and refuses the release when the ledger is created."""
         self._key, self._key_error = None, None
         try:
             self._key = load_key(key, key_file)
@@ -362,18 +344,15 @@ class CallbackModule(CallbackBase):
 
     # --- secrets -------------------------------------------------------------------------------------------------
 
-    def _collect_play(self, play):
+    def _collect_play(self, play, play_vars, hosts):
         """Every secret the play's hosts can see (vault-encrypted values, values under secret names), once per play
         (a serial play starts once per batch, with the same play)."""
-        tqm = self._tqm
         key = getattr(play, "_uuid", id(play))
-        if tqm is None or key in self._plays_collected:
+        if key in self._plays_collected or self._hostvars is None:
             return
         self._plays_collected.add(key)
         try:
-            vm = tqm.get_variable_manager()
-            hosts = tqm.get_inventory().get_hosts(play.hosts)
-            play_secrets(self._collector, vm, tqm._loader, play, hosts)
+            play_secrets(self._collector, play.get_loader(), play_vars, self._hostvars, hosts)
         except Exception as ex:
             self._display.warning(f"lockstep ledger: could not collect the play's secrets: {ex}")
 
@@ -385,27 +364,28 @@ class CallbackModule(CallbackBase):
             self._no_log_pending.append((_host_of(result).get_name(), task))
 
     def _collect_no_log(self):
-        if not self._no_log_pending or self._tqm is None:
+        if not self._no_log_pending or self._hostvars is None:
             return
         pending, self._no_log_pending = self._no_log_pending, []
-        try:
-            facts = getattr(self._tqm.get_variable_manager(), "_nonpersistent_fact_cache", {}) or {}
-        except Exception:
-            return
         for host, task in pending:
-            values = facts.get(host) or {}
+            try:
+                values = self._hostvars.raw_get(host)  # the host's variables as set now, registered ones included
+            except Exception:
+                continue
+            if not isinstance(values, Mapping):
+                continue
             if str(getattr(task, "action", "")).endswith("set_fact"):
                 for name in (task.args or {}):
                     if name != "cacheable" and name in values:
                         self._collector.everything(values[name])
             registered = values.get(task.register) if task.register else None
-            if isinstance(registered, dict):
+            if isinstance(registered, Mapping):
                 for key in ("stdout", "stdout_lines", "content", "json", "ansible_facts"):
                     if key in registered:
                         self._collector.everything(registered[key])
 
     def _record(self, event, **fields):
-        if self._writer is None or self._broken:
+        if self._writer is None:
             return None
         self._collect_no_log()
         rec = {"event": event, "ts": _utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
@@ -413,19 +393,17 @@ class CallbackModule(CallbackBase):
         try:
             sealed = self._writer.append(rec)
         except Exception as ex:  # disk full, file removed, ...
-            message = f"cannot append to ledger {self._writer.path}: {ex}"
-            if not self._in_flight:
-                self._fail_ledger(message)  # nothing changed yet: stopping strands nothing
-                return None
-            return self._fall_back(message, rec)
+            return self._fall_back(f"cannot append to ledger {self._writer.path}: {ex}", rec)
         self._check_anchor()
         self._publish_stats()
         return sealed
 
-    def _fall_back(self, message, rec):
-        """Mid-release, stopping would leave hosts switched and the lock held. Keep every record in a fallback file
-        (or on stderr) and tell the release's gates, which halt it, so the rollback and finish still run."""
-        broken = self._writer
+    def _fall_back(self, message, rec=None):
+        """A ledger that cannot be created or written never stops the run from here: killing it mid-release would
+        leave hosts switched and the lock held. Every record goes on in a fallback file (or on stderr), and the
+        release's own tasks are told (LOCKSTEP_LEDGER_BROKEN): its plan refuses to start, its forward gates halt, so
+        the rollback and finish still run, and ansible-playbook exits non-zero through them."""
+        broken, self._broken = self._writer, message
         path = os.path.join(tempfile.gettempdir(), "lockstep-ledger-fallback-%d.jsonl" % os.getpid())
         try:
             self._writer = self._new_writer(path, private_directory=False)  # $TMPDIR is shared: the file is 0600
@@ -434,57 +412,20 @@ class CallbackModule(CallbackBase):
             self._writer = _StderrWriter(self._key)
             self._fallback = "stderr"
         self._display.error(f"lockstep ledger: {message} - halting the release; records continue in {self._fallback}")
-        # Worker processes are forked from this one for every task: the gates read this variable.
+        # Worker processes are forked from this one for every task: the plan and the gates read this variable.
         os.environ[LEDGER_BROKEN_ENV] = f"{message}; records continue in {self._fallback}"
-        first = {"event": "ledger_fallback", "ts": rec.get("ts"), "message": self._clean(message),
-                 "ledger": broken.path, "ledger_seq": broken.seq, "ledger_prev": broken.prev}
+        first = {"event": "ledger_fallback", "ts": (rec or {}).get("ts") or _utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                 "message": self._clean(message), "ledger": getattr(broken, "path", None),
+                 "ledger_seq": getattr(broken, "seq", None), "ledger_prev": getattr(broken, "prev", None)}
         if getattr(self._writer, "anchor", None):
             first["anchor"] = self._writer.anchor
         self._writer.append(first)
-        return self._writer.append(rec)
-
-    def _fail_ledger(self, message):
-        self._broken = message
-        self._display.error(f"lockstep ledger: {message} - stopping the release (an unrecorded release is not allowed)")
-        self._stop()
-
-    def _stop(self, play=None):
-        """End the run: terminate the TQM (no further task is queued) and mark the hosts failed so that
-        ansible-playbook exits non-zero."""
-        tqm = self._tqm or _find_tqm()
-        if tqm is None:
-            # Last resort: nothing has a handle on the run; leave through SystemExit, which the callback
-            # dispatcher does not swallow.
-            raise SystemExit(3)
-        self._tqm = tqm
-        tqm._terminated = True
-        names = set()
-        try:
-            inventory = tqm.get_inventory()
-            if play is not None:
-                names.update(h.name for h in inventory.get_hosts(play.hosts))
-            names.update(h.name for h in inventory.get_hosts())
-        except Exception:
-            pass
-        for name in names or {"localhost"}:
-            tqm._failed_hosts[name] = True
-        # mid-play, the play's iterator decides the exit code: fail the hosts there too
-        iterator = _find_local("iterator", PlayIterator)
-        if iterator is not None:
-            for name in names:
-                host = tqm.get_inventory().get_host(name)
-                if host is not None:
-                    try:
-                        iterator.mark_host_failed(host)
-                    except Exception:
-                        pass
-        self._stopped = True
+        return self._writer.append(rec) if rec is not None else None
 
     def _publish_stats(self):
         """Keep ``lockstep_ledger`` in the run's custom stats current (AWX reads them as the job's artifacts), and
         every custom stat (the playbook's ``set_stats``) scrubbed of secrets before any callback shows them."""
-        tqm = self._tqm
-        stats = getattr(tqm, "_stats", None)
+        stats = _run_stats()
         if stats is None or self._writer is None:
             return
         self._scrub_custom_stats(stats)
@@ -567,19 +508,19 @@ class CallbackModule(CallbackBase):
             os.environ["LOCKSTEP_SELECTION_REFUSED"] = refused
         elif not refused:
             os.environ.pop("LOCKSTEP_SELECTION_REFUSED", None)  # a run before it in the same process
-        if self._writer is not None or self._broken:
+        if self._writer is not None:
             # a further playbook of the same ansible-playbook run: same release, same ledger
             self._finished = False
             self._record("playbook_started", playbook=playbook._file_name)
             return
-        self._tqm = _find_tqm()
         self._playbook = playbook._file_name
         extra_vars = {}
-        if self._tqm is not None:
-            try:
-                extra_vars = dict(self._tqm.get_variable_manager().extra_vars)
-            except Exception:
-                extra_vars = {}
+        try:
+            plays = playbook.get_plays()
+            if plays:  # every play of a run shares its variable manager, and its extra vars
+                extra_vars = dict(plays[0].get_variable_manager().extra_vars)
+        except Exception:
+            extra_vars = {}
         redacted, named = redact_vars(extra_vars, self._patterns)
         self._secrets.update(named)
         self._collector.variables(extra_vars)  # vault-encrypted extra vars (-e @file), whatever their names
@@ -596,14 +537,13 @@ class CallbackModule(CallbackBase):
         name = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{stem}-{os.getpid()}.jsonl"
         path = os.path.join(self._directory, name)
         if self._key_error:
-            self._fail_ledger(f"cannot create ledger {path}: {self._key_error}")
-            return
-        try:
-            self._writer = self._new_writer(path)
-        except Exception as ex:
-            self._fail_ledger(f"cannot create ledger {path}: {ex}")
-            return
-        anchor = {"anchor": self._writer.anchor} if self._writer.anchor else {}
+            self._fall_back(f"cannot create ledger {path}: {self._key_error}")
+        else:
+            try:
+                self._writer = self._new_writer(path)
+            except Exception as ex:
+                self._fall_back(f"cannot create ledger {path}: {ex}")
+        anchor = {"anchor": self._writer.anchor} if getattr(self._writer, "anchor", None) else {}
         args = context.CLIARGS
         inventory = args.get("inventory") or []
         self._record(
@@ -627,25 +567,23 @@ class CallbackModule(CallbackBase):
             **anchor,
         )
         if not self._broken:
-            # Lets the release playbook assert, in its first task, that the ledger is being written:
+            # Lets the release playbook's plan check that this very run's ledger is being written:
             # lookup('ansible.builtin.env', 'LOCKSTEP_LEDGER_FILE') (workers are forked after this point).
             os.environ["LOCKSTEP_LEDGER_FILE"] = os.path.abspath(path)
+        else:
+            os.environ.pop("LOCKSTEP_LEDGER_FILE", None)
 
     def v2_playbook_on_play_start(self, play):
-        if self._tqm is None:
-            self._tqm = _find_tqm()
-        if self._broken:
-            self._stop(play)
-            return
-        self._collect_play(play)
+        # The play's own variables, as its tasks see them before any host: its batch, the run's hostvars.
+        try:
+            play_vars = play.get_variable_manager().get_vars(play=play)
+        except Exception:
+            play_vars = {}
+        self._hostvars = play_vars.get("hostvars", self._hostvars)
+        hosts = [to_text(h) for h in play_vars.get("ansible_play_batch") or []]
+        self._collect_play(play, play_vars, play_vars.get("ansible_play_hosts_all") or hosts)
         self._leave_phase()
         self._play_name = play.get_name()
-        hosts = []
-        if self._tqm is not None:
-            try:
-                hosts = [h.name for h in self._tqm.get_inventory().get_hosts(play.hosts)]
-            except Exception:
-                hosts = []
         self._record("play_started", play=self._play_name, pattern=play.hosts, hosts=hosts)
 
     def _leave_phase(self):
@@ -681,18 +619,7 @@ class CallbackModule(CallbackBase):
         if outcome is not None:
             entry["result"] = outcome
 
-    def _note_in_flight(self, result):
-        action = str(getattr(_task_of(result), "action", ""))
-        res = _data_of(result)
-        res = res if isinstance(res, dict) else {}
-        if action.endswith("deploy") and (
-                res.get("switched") or (res.get("lockstep_unreachable") and not res.get("lockstep_never_connected"))):
-            self._in_flight = True
-        if action.endswith(".lock") and res.get("changed") and _task_of(result).args.get("state") != "released":
-            self._in_flight = True
-
     def v2_runner_on_ok(self, result):
-        self._note_in_flight(result)
         host, common = self._common(result)
         phase = common["phase"]
         if self._no_log(result):
@@ -767,7 +694,6 @@ class CallbackModule(CallbackBase):
                 wave.get("done", "?"), wave.get("total", "?")))
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._note_in_flight(result)
         host, common = self._common(result)
         if not ignore_errors:
             self._failures += 1
@@ -881,7 +807,7 @@ class CallbackModule(CallbackBase):
             "hosts": hosts,
             "failures": self._failures,
             "unreachable": self._unreachable,
-            "stopped_by_ledger": bool(self._stopped),
+            "ledger_broken": self._broken,
         }
         self._record("release_finished", **summary)
         self._publish_stats()

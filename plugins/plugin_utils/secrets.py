@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 
 from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     DEFAULT_SECRET_PATTERNS,
@@ -160,19 +161,24 @@ class Collector:
                 self.walk(value, render)
 
 
-def play_secrets(collector, variable_manager, loader, play, hosts):
-    """Collect the secrets of every host of a play: its inventory variables (host_vars, group_vars), the play's
-    vars and vars files and the extra vars, as the variable manager combines them (no task: role vars are not
-    included). Templates under secret names are rendered with the host's variables."""
+def play_secrets(collector, loader, play_vars, hostvars, hosts):
+    """Collect the secrets of every host of a play: its inventory variables (host_vars, group_vars) and facts
+    (``hostvars``), the play's vars and vars files and the extra vars (``play_vars``, the play's variables before any
+    host). Role vars are not included (no task). Templates under secret names are rendered with the host's
+    variables over the play's."""
     try:
         from ansible.template import Templar
     except ImportError:  # pragma: no cover
         Templar = None
     for host in hosts:
         try:
-            variables = variable_manager.get_vars(play=play, host=host, include_hostvars=False)
+            own = hostvars.raw_get(host)
         except Exception:
             continue
+        if not isinstance(own, Mapping):  # a host the inventory does not know: undefined
+            continue
+        variables = dict(play_vars)
+        variables.update(own)
         render = None
         if Templar is not None:
             def render(text, _variables=variables):

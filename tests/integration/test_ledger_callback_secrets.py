@@ -9,6 +9,8 @@ pytestmark = pytest.mark.without_fleet  # localhost only: runs beside the fleet 
 
 SECRET_EXTRA_VAR = "Sup3rS3cretDbPassw0rd"
 NO_LOG_VALUE = "NoLogValue4711"
+NO_LOG_FACT = "Ticket" + "FromNoLog8812"  # set by a no_log set_fact (tests/integration/ledger_project/nolog.yml)
+NO_LOG_OUTPUT = "Output" + "OfNoLog6633"  # registered by a no_log command
 
 
 def test_secrets_are_absent_from_every_output(tmp_path):
@@ -26,6 +28,7 @@ def test_secrets_are_absent_from_every_output(tmp_path):
     for name, text in (("ledger", ledger_text), ("junit", junit_text), ("summary", summary)):
         assert SECRET_EXTRA_VAR not in text, name
         assert NO_LOG_VALUE not in text, name
+        assert NO_LOG_FACT not in text and NO_LOG_OUTPUT not in text, name
     # nor any line this callback prints during the run (ansible-core 2.19's own default callback does print the
     # message of a failing no_log `fail` action in its "[ERROR]: Task failed" line: upstream, not ours)
     for line in proc.stdout.splitlines():
@@ -39,12 +42,14 @@ def test_secrets_are_absent_from_every_output(tmp_path):
     # both failures are recorded (their rescues let the play go on; they are failures, not ignored ones)
     assert [(r["host"], r["task"], r["ignored"]) for r in recs if r["event"] == "host_failed"] == [
         ("h1", "A no_log task that fails with a secret in its message", False),
-        ("h1", "A task that fails on a message quoting the secret extra var", False)]
-    assert "rescued=2" in proc.stdout
+        ("h1", "A task that fails on a message quoting the secret extra var", False),
+        ("h1", "A task that fails on a message quoting no_log values", False)]
+    assert "rescued=3" in proc.stdout
     failed = {(r["host"], r["task"]): r["message"] for r in recs if r["event"] == "host_failed"}
     assert failed[("h1", "A no_log task that fails with a secret in its message")] == "output hidden (no_log)"
     # a non-no_log message quoting the secret extra var is scrubbed
     assert failed[("h1", "A task that fails on a message quoting the secret extra var")] == \
         "cannot log in with ********"
+    assert failed[("h1", "A task that fails on a message quoting no_log values")] == "refused ******** and ********"
     # the no_log gate result is not recorded at all
     assert [r["gate"] for r in recs if r["event"] == "gate"] == ["preflight"]

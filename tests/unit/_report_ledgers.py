@@ -155,7 +155,7 @@ def finish(story, status, before, after, hosts_map, halted_by=None, found_dead=(
     story.leave("finish")
     story.add("release_finished", status=status, status_source="playbook", status_consistent=True,
               reported_status=status, version_before=before, version_after=after, halted_by=halted_by,
-              hosts=hosts_map, failures=0, unreachable=0, stopped_by_ledger=False, found_dead=list(found_dead))
+              hosts=hosts_map, failures=0, unreachable=0, ledger_broken=None, found_dead=list(found_dead))
 
 
 def hosts_map(before, after, result, phase="finish", hosts=HOSTS):

@@ -395,4 +395,5 @@ def test_a_ledger_that_breaks_mid_release_falls_back_and_the_run_goes_on(tmp_pat
     records = ledger.read_records(str(fallback))
     assert records[0]["event"] == "ledger_fallback" and records[0]["ledger"] == str(path), records[0]
     assert any(r["event"] == "host_failed" and r["message"] == "recorded-failure" for r in records), records
-    assert records[-1]["event"] == "release_finished" and records[-1]["stopped_by_ledger"] is False, records[-1]
+    assert records[-1]["event"] == "release_finished" and records[-1]["ledger_broken"].startswith(
+        "cannot append to ledger"), records[-1]

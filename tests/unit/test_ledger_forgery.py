@@ -365,7 +365,12 @@ def test_the_callback_keys_its_ledger(tmp_path):
             "keyed chain intact (hmac-sha256), complete"), (name, verified)
         keyless = lockstep("verify", path)
         assert keyless.returncode == 1 and "CANNOT VERIFY" in keyless.stderr, (name, keyless)
-    # A key that cannot be used stops the release before any task, like an unwritable ledger.
-    proc, path = run_callback(tmp_path, "short", LOCKSTEP_LEDGER_KEY="short-key")
-    assert proc.returncode != 0 and path is None, proc.stdout + proc.stderr
-    assert "shorter than 16 bytes" in proc.stdout + proc.stderr and "task-ran" not in proc.stdout
+    # A key that cannot be used is a ledger that cannot be created: no ledger keyed otherwise than asked, the records
+    # go to the fallback and the run's tasks are told (lockstep's plan refuses on it; this playbook has none).
+    proc, path = run_callback(tmp_path, "short", LOCKSTEP_LEDGER_KEY="short-key", TMPDIR=str(tmp_path))
+    assert path is None, proc.stdout + proc.stderr
+    assert "shorter than 16 bytes" in proc.stdout + proc.stderr
+    (fallback,) = tmp_path.glob("lockstep-ledger-fallback-*.jsonl")
+    recs = ledger.read_records(str(fallback))
+    assert recs[0]["event"] == "ledger_fallback" and "shorter than 16 bytes" in recs[0]["message"], recs[0]
+    assert recs[-1]["event"] == "release_finished" and recs[-1]["status"] == "ledger_failed", recs[-1]

@@ -239,10 +239,10 @@ def fleet(tmp_path, staged_template, artifacts, http_service):
                                            {"name": "version on the host", "url": "{url}/version",
                                             "json": {"version": "{version}"}}]}
 
-    def run(playbook="release.yml", **extra):
+    def run(playbook="release.yml", env=None, **extra):
         proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", playbook),
                                "-e", json.dumps({k: v for k, v in dict(base_vars, **extra).items() if v is not None})],
-                              cwd=str(root), env=ansible_env(tmp_path, root, "default", {}), capture_output=True,
+                              cwd=str(root), env=ansible_env(tmp_path, root, "default", env or {}), capture_output=True,
                               text=True, timeout=300, stdin=subprocess.DEVNULL)
         return Run(proc)
 
@@ -498,3 +498,26 @@ def test_a_before_rollback_hook_that_fails_on_a_host_never_keeps_it_from_going_b
     run = fleet.run(lockstep_smoke_commands=["false"], lockstep_hooks={"before_rollback": str(hook)})
     assert run.rc == 2 and status(run) == "rolled_back", run
     assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run
+
+
+def test_a_ledger_that_cannot_be_created_refuses_the_release_before_any_host_is_touched(fleet, tmp_path):
+    """The ledger callback never stops a run itself: its records go on in a fallback file and the release's plan, an
+    ordinary task, refuses. Nothing is touched, the lock is not taken, and the fallback holds the whole refusal."""
+    from ansible_collections.lockstep.release.plugins.module_utils import ledger
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    run = fleet.run(env={"LOCKSTEP_LEDGER_DIR": str(blocker / "ledger"), "TMPDIR": str(tmp)})
+    assert run.rc != 0 and status(run) == "refused", run
+    assert "lockstep ledger: cannot create ledger" in run.err, run
+    assert run.mine(r"the ledger cannot be written: cannot create ledger"), run
+    assert [fleet.hosts[h].history() for h in HOSTS] == [[BEFORE]] * 4, run
+    assert fleet.lb.admin() == dict.fromkeys(HOSTS, 0), run
+    assert not os.listdir(tmp_path / "lock"), run
+    (fallback,) = tmp.glob("lockstep-ledger-fallback-*.jsonl")
+    records = ledger.read_records(str(fallback))
+    assert [r["event"] for r in records[:2]] == ["ledger_fallback", "release_started"], records[:2]
+    assert records[-1]["event"] == "release_finished" and records[-1]["status"] == "refused", records[-1]
+    assert records[-1]["ledger_broken"].startswith("cannot create ledger"), records[-1]
