@@ -356,16 +356,16 @@ MUTATIONS = [
     ),
     (
         'ledger broken mid-release: every later record in the fallback',
-        'plugins/callback/ledger.py',
-        '            return self._fall_back(f"cannot append to ledger {self._writer.path}: {ex}", rec)',
+        'plugins/plugin_utils/ledger_writer.py',
+        '            return self._fall_back(f"cannot append to ledger {self.writer.path}: {ex}", rec)',
         '            return None',
         'test_safety_net.py::test_ledger_broken_after_the_canary_halts_rolls_back_and_keeps_the_record',
         'tests/unit/test_fast_safeguards.py::test_a_ledger_that_breaks_mid_release_falls_back_and_the_run_goes_on',
     ),
     (
         'a broken ledger: the run\'s tasks are told',
-        'plugins/callback/ledger.py',
-        '        os.environ[LEDGER_BROKEN_ENV] = f"{message}; records continue in {self._fallback}"',
+        'plugins/plugin_utils/ledger_writer.py',
+        '        os.environ[LEDGER_BROKEN_ENV] = f"{message}; records continue in {self.fallback}"',
         '        pass',
         'test_safety_net.py::test_ledger_broken_after_the_canary_halts_rolls_back_and_keeps_the_record',
         'tests/unit/test_release_in_miniature.py::'
@@ -600,22 +600,23 @@ MUTATIONS = [
     (
         'secrets: collected as each play starts',
         'plugins/callback/ledger.py',
-        '        self._collect_play(play, play_vars, play_vars.get("ansible_play_hosts_all") or hosts)\n',
-        '\n',
+        '            self._secrets.play(play, play_vars, self._hostvars, '
+        'play_vars.get("ansible_play_hosts_all") or hosts)\n',
+        '            pass\n',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (
         'secrets: what a no_log task registers or sets, read back from the host\'s variables',
-        'plugins/callback/ledger.py',
-        '                values = self._hostvars.raw_get(host)  # the host\'s variables as set now',
-        '                values = {}  # the host\'s variables as set now',
+        'plugins/plugin_utils/secrets.py',
+        "                values = hostvars.raw_get(host)  # the host's variables as set now",
+        "                values = {}  # the host's variables as set now",
         'test_ledger_callback_secrets.py::test_secrets_are_absent_from_every_output',
     ),
     (
         'secrets: custom stats scrubbed',
-        'plugins/callback/ledger.py',
-        '                custom[host] = scrub(custom[host], self._secrets)',
-        '                pass',
+        'plugins/plugin_utils/ledger_summary.py',
+        '            custom[host] = scrub(custom[host], secrets)',
+        '            pass',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (
@@ -660,9 +661,9 @@ MUTATIONS = [
     ),
     (
         'JUnit file 0600',
-        'plugins/callback/ledger.py',
-        '            os.chmod(tmp, 0o600)\n            os.replace(tmp, path)',
-        '            os.chmod(tmp, 0o644)\n            os.replace(tmp, path)',
+        'plugins/plugin_utils/ledger_summary.py',
+        '        os.chmod(tmp, 0o600)\n        os.replace(tmp, path)',
+        '        os.chmod(tmp, 0o644)\n        os.replace(tmp, path)',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (
@@ -790,9 +791,9 @@ MUTATIONS = [
     ),
     (
         'a first release had nothing before',
-        'plugins/callback/ledger.py',
-        '                        if key in values:',
-        '                        if values.get(key) not in (None, ""):',
+        'plugins/plugin_utils/ledger_summary.py',
+        '                    if key in values:',
+        '                    if values.get(key) not in (None, ""):',
         'test_release_clean.py::test_first_release_onto_a_bare_fleet',
         'tests/unit/test_fast_safeguards.py::test_a_first_release_records_that_its_hosts_had_nothing_before',
     ),
@@ -938,7 +939,7 @@ MUTATIONS = [
     ),
     (
         'keyed ledger: the callback keys its ledger',
-        'plugins/callback/ledger.py',
+        'plugins/plugin_utils/ledger_writer.py',
         '        return LedgerWriter(path, anchor=anchor, private_directory=private_directory, key=self._key)',
         '        return LedgerWriter(path, anchor=anchor, private_directory=private_directory)',
         'tests/unit/test_ledger_forgery.py::test_the_callback_keys_its_ledger',
@@ -952,8 +953,8 @@ MUTATIONS = [
     ),
     (
         'keyed ledger: an unusable key is a ledger that cannot be created',
-        'plugins/callback/ledger.py',
-        '        if self._key_error:\n            self._fall_back(',
+        'plugins/plugin_utils/ledger_writer.py',
+        '        if key_error:\n            self._fall_back(',
         '        if False:\n            self._fall_back(',
         'tests/unit/test_ledger_forgery.py::test_the_callback_keys_its_ledger',
     ),

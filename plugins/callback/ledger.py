@@ -168,13 +168,9 @@ import datetime
 import getpass
 import os
 import socket
-import sys
-import tempfile
-from collections.abc import Mapping
 
 from ansible import constants as C
 from ansible import context
-from ansible.executor.stats import AggregateStats
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_version
@@ -183,26 +179,24 @@ from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     DEFAULT_SECRET_PATTERNS,
     FORMAT_VERSION,
     REDACTED,
-    LedgerWriter,
     anchor_dir,
-    anchor_path,
     format_summary,
-    line_of,
     load_key,
-    plain,
-    redact_vars,
-    scrub,
-    seal,
     state_version,
 )
-from ansible_collections.lockstep.release.plugins.plugin_utils.gates import LEDGER_BROKEN_ENV
 from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
-from ansible_collections.lockstep.release.plugins.plugin_utils.phases import phase_of
-from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
-    Collector,
-    _encrypted_plaintext,
-    play_secrets,
+from ansible_collections.lockstep.release.plugins.plugin_utils.ledger_summary import (
+    STATUS_KEYS,
+    final_hosts,
+    publish,
+    reported,
+    run_stats,
+    scrub_custom_stats,
+    write_junit,
 )
+from ansible_collections.lockstep.release.plugins.plugin_utils.ledger_writer import RecordSink, utc_stamp
+from ansible_collections.lockstep.release.plugins.plugin_utils.phases import phase_of
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import RunSecrets, _encrypted_plaintext
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import data_of as _data_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import host_of as _host_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import task_of as _task_of
@@ -213,28 +207,6 @@ NO_LOG_MESSAGE = "output hidden (no_log)"
 ARG_SPEC_ACTIONS = frozenset({"validate_argument_spec", "ansible.builtin.validate_argument_spec",
                               "lockstep.release.input"})
 KEY_VAR = "lockstep_ledger_key"  # the extra var that can carry the ledger's key (vault-encrypted)
-STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_after", "lockstep_halted_by",
-               "lockstep_hosts", "lockstep_found_dead", "lockstep_rehearsal")
-
-
-class _StderrWriter:
-    """The last resort of a ledger that cannot write anywhere: the chained records, one JSON line each, on stderr."""
-
-    path = "stderr"
-
-    anchor_error = None
-
-    def __init__(self, key=None):
-        self.seq, self.prev = 0, "0" * 64
-        self._key = key
-
-    def append(self, record):
-        sealed = seal(record, self.seq, self.prev, self._key)
-        sys.stderr.write("lockstep-ledger: " + line_of(sealed).decode("utf-8"))
-        sys.stderr.flush()
-        self.seq += 1
-        self.prev = sealed["hash"]
-        return sealed
 
 
 def _stdout_callback():
@@ -244,28 +216,6 @@ def _stdout_callback():
     if name.rsplit(".", 1)[-1] == "awx_display":
         name = os.environ.get("ORIGINAL_STDOUT_CALLBACK") or "default"
     return name
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _run_stats():
-    """The run's stats (``AggregateStats``), which the playbook's ``set_stats`` fills while it runs.
-
-    The one thing of ansible-core's this callback reaches for outside its arguments: a callback is handed the stats
-    only in ``v2_playbook_on_stats``, after the stdout callback (``default``, or ansible-runner's ``awx_display``,
-    which turns the custom stats into AWX's artifacts) has shown them. Scrubbing a secret out of them, and keeping
-    ``lockstep_ledger`` in AWX's artifacts, must happen before that. Only read and written through AggregateStats'
-    own methods; nothing here steers the run.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        stats = getattr(frame.f_locals.get("self"), "_stats", None)
-        if isinstance(stats, AggregateStats):
-            return stats
-        frame = frame.f_back
-    return None
 
 
 class CallbackModule(CallbackBase):
@@ -278,15 +228,9 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, display=None, options=None):
         super().__init__(display=display, options=options)
-        self._writer = None
-        self._broken = None  # message when the ledger cannot be written
+        self._sink = None  # the writer part (plugin_utils/ledger_writer.py), made with the options
+        self._secrets = RunSecrets(DEFAULT_SECRET_PATTERNS)  # the secrets part (plugin_utils/secrets.py)
         self._hostvars = None  # the run's hostvars (public: a play's variables), read when a no_log value is set
-        self._secrets = set()
-        self._patterns = list(DEFAULT_SECRET_PATTERNS)
-        self._collector = None
-        self._plays_collected = set()  # play uuids whose hosts' secrets were collected (serial batches: once)
-        self._no_log_pending = []  # (host, task) of no_log results whose registered values are not set yet
-        self._anchor_warned = False
         self._playbook = None
         self._play_name = None
         self._phase = None
@@ -300,20 +244,18 @@ class CallbackModule(CallbackBase):
         self._reported = {}  # last set_stats data seen in results
         self._version = None
         self._finished = False
-        self._fallback = None  # where records go once the ledger itself cannot be written mid-release
         self._audit = None  # the last lockstep_audit (verify.yml, halt.yml, resume.yml): its table replaces the summary
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         self._directory = self.get_option("directory")
-        self._patterns = list(self.get_option("secret_patterns") or [])
         self._junit_file = self.get_option("junit_file")
         self._show_summary = self.get_option("summary")
         self._show_progress = self.get_option("progress")
         self._version_var = self.get_option("version_var")
         self._rollback_phase = self.get_option("rollback_phase")
-        self._anchor_dir = anchor_dir(self.get_option("anchor_dir") or "")
-        self._collector = Collector(self._patterns, self._secrets)
+        self._secrets = RunSecrets(self.get_option("secret_patterns") or [])
+        self._sink = RecordSink(self._display, anchor_dir(self.get_option("anchor_dir") or ""), self._clean)
         self._set_key(self.get_option("key"), self.get_option("key_file"))
 
     def _set_key(self, key, key_file=None):
@@ -327,128 +269,28 @@ class CallbackModule(CallbackBase):
         if self._key is not None:
             self._secrets.add(self._key.decode("utf-8", "replace"))
 
-    # --- writing ---------------------------------------------------------------------------------------------
-
     def _clean(self, value):
-        return scrub(plain(value), self._secrets)
-
-    def _new_writer(self, path, private_directory=True):
-        anchor = anchor_path(self._anchor_dir, path) if self._anchor_dir else None
-        return LedgerWriter(path, anchor=anchor, private_directory=private_directory, key=self._key)
-
-    def _check_anchor(self):
-        error = getattr(self._writer, "anchor_error", None)
-        if error and not self._anchor_warned:
-            self._anchor_warned = True
-            self._display.warning(f"lockstep ledger: {error}; a cut tail of {self._writer.path} will not be detected")
-
-    # --- secrets -------------------------------------------------------------------------------------------------
-
-    def _collect_play(self, play, play_vars, hosts):
-        """Every secret the play's hosts can see (vault-encrypted values, values under secret names), once per play
-        (a serial play starts once per batch, with the same play)."""
-        key = getattr(play, "_uuid", id(play))
-        if key in self._plays_collected or self._hostvars is None:
-            return
-        self._plays_collected.add(key)
-        try:
-            play_secrets(self._collector, play.get_loader(), play_vars, self._hostvars, hosts)
-        except Exception as ex:
-            self._display.warning(f"lockstep ledger: could not collect the play's secrets: {ex}")
-
-    def _note_no_log(self, result):
-        """A no_log task's registered result and facts are secret; they are set only after the callbacks ran, so
-        they are collected before the next record."""
-        task = _task_of(result)
-        if getattr(task, "register", None) or str(getattr(task, "action", "")).endswith("set_fact"):
-            self._no_log_pending.append((_host_of(result).get_name(), task))
-
-    def _collect_no_log(self):
-        if not self._no_log_pending or self._hostvars is None:
-            return
-        pending, self._no_log_pending = self._no_log_pending, []
-        for host, task in pending:
-            try:
-                values = self._hostvars.raw_get(host)  # the host's variables as set now, registered ones included
-            except Exception:
-                continue
-            if not isinstance(values, Mapping):
-                continue
-            if str(getattr(task, "action", "")).endswith("set_fact"):
-                for name in (task.args or {}):
-                    if name != "cacheable" and name in values:
-                        self._collector.everything(values[name])
-            registered = values.get(task.register) if task.register else None
-            if isinstance(registered, Mapping):
-                for key in ("stdout", "stdout_lines", "content", "json", "ansible_facts"):
-                    if key in registered:
-                        self._collector.everything(registered[key])
+        return self._secrets.clean(value)
 
     def _record(self, event, **fields):
-        if self._writer is None:
+        if self._sink is None or self._sink.writer is None:
             return None
-        self._collect_no_log()
-        rec = {"event": event, "ts": _utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        self._secrets.collect_no_log(self._hostvars)
+        rec = {"event": event, "ts": utc_stamp()}
         rec.update(self._clean(fields))
-        try:
-            sealed = self._writer.append(rec)
-        except Exception as ex:  # disk full, file removed, ...
-            return self._fall_back(f"cannot append to ledger {self._writer.path}: {ex}", rec)
-        self._check_anchor()
+        sealed = self._sink.append(rec)
         self._publish_stats()
         return sealed
-
-    def _fall_back(self, message, rec=None):
-        """A ledger that cannot be created or written never stops the run from here: killing it mid-release would
-        leave hosts switched and the lock held. Every record goes on in a fallback file (or on stderr), and the
-        release's own tasks are told (LOCKSTEP_LEDGER_BROKEN): its plan refuses to start, its forward gates halt, so
-        the rollback and finish still run, and ansible-playbook exits non-zero through them."""
-        broken, self._broken = self._writer, message
-        path = os.path.join(tempfile.gettempdir(), "lockstep-ledger-fallback-%d.jsonl" % os.getpid())
-        try:
-            self._writer = self._new_writer(path, private_directory=False)  # $TMPDIR is shared: the file is 0600
-            self._fallback = path
-        except Exception:
-            self._writer = _StderrWriter(self._key)
-            self._fallback = "stderr"
-        self._display.error(f"lockstep ledger: {message} - halting the release; records continue in {self._fallback}")
-        # Worker processes are forked from this one for every task: the plan and the gates read this variable.
-        os.environ[LEDGER_BROKEN_ENV] = f"{message}; records continue in {self._fallback}"
-        first = {"event": "ledger_fallback", "ts": (rec or {}).get("ts") or _utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                 "message": self._clean(message), "ledger": getattr(broken, "path", None),
-                 "ledger_seq": getattr(broken, "seq", None), "ledger_prev": getattr(broken, "prev", None)}
-        if getattr(self._writer, "anchor", None):
-            first["anchor"] = self._writer.anchor
-        self._writer.append(first)
-        return self._writer.append(rec) if rec is not None else None
 
     def _publish_stats(self):
         """Keep ``lockstep_ledger`` in the run's custom stats current (AWX reads them as the job's artifacts), and
         every custom stat (the playbook's ``set_stats``) scrubbed of secrets before any callback shows them."""
-        stats = _run_stats()
-        if stats is None or self._writer is None:
+        stats = run_stats()
+        if stats is None or self._sink.writer is None:
             return
-        self._scrub_custom_stats(stats)
-        try:
-            stats.set_custom_stats("lockstep_ledger", {
-                "path": self._writer.path,
-                "status": self._status()[0],
-                "records": self._writer.seq,
-                "failures": self._failures,
-                "unreachable": self._unreachable,
-            })
-        except Exception:
-            pass
-
-    def _scrub_custom_stats(self, stats):
-        custom = getattr(stats, "custom", None)
-        if not isinstance(custom, dict) or not self._secrets:
-            return
-        try:
-            for host in list(custom):
-                custom[host] = scrub(custom[host], self._secrets)
-        except Exception:
-            pass
+        scrub_custom_stats(stats, self._secrets.values)
+        publish(stats, {"path": self._sink.path, "status": self._status()[0], "records": self._sink.seq,
+                        "failures": self._failures, "unreachable": self._unreachable})
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -488,7 +330,7 @@ class CallbackModule(CallbackBase):
         reported = self._reported.get("lockstep_status")
         if reported:
             return reported, "playbook"
-        if self._broken:
+        if self._sink is not None and self._sink.broken:
             return "ledger_failed", "ledger"
         if self._refused_input:
             return "refused", "ledger"
@@ -508,7 +350,7 @@ class CallbackModule(CallbackBase):
             os.environ["LOCKSTEP_SELECTION_REFUSED"] = refused
         elif not refused:
             os.environ.pop("LOCKSTEP_SELECTION_REFUSED", None)  # a run before it in the same process
-        if self._writer is not None:
+        if self._sink.writer is not None:
             # a further playbook of the same ansible-playbook run: same release, same ledger
             self._finished = False
             self._record("playbook_started", playbook=playbook._file_name)
@@ -521,9 +363,7 @@ class CallbackModule(CallbackBase):
                 extra_vars = dict(plays[0].get_variable_manager().extra_vars)
         except Exception:
             extra_vars = {}
-        redacted, named = redact_vars(extra_vars, self._patterns)
-        self._secrets.update(named)
-        self._collector.variables(extra_vars)  # vault-encrypted extra vars (-e @file), whatever their names
+        redacted = self._secrets.extra_vars(extra_vars)
         if extra_vars.get(KEY_VAR) not in (None, ""):
             value = extra_vars[KEY_VAR]
             plaintext = _encrypted_plaintext(value)
@@ -533,17 +373,10 @@ class CallbackModule(CallbackBase):
             redacted[KEY_VAR] = REDACTED
         self._version = extra_vars.get(self._version_var)
         stem = os.path.splitext(os.path.basename(self._playbook))[0]
-        now = _utcnow()
+        now = datetime.datetime.now(datetime.UTC)
         name = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{stem}-{os.getpid()}.jsonl"
-        path = os.path.join(self._directory, name)
-        if self._key_error:
-            self._fall_back(f"cannot create ledger {path}: {self._key_error}")
-        else:
-            try:
-                self._writer = self._new_writer(path)
-            except Exception as ex:
-                self._fall_back(f"cannot create ledger {path}: {ex}")
-        anchor = {"anchor": self._writer.anchor} if getattr(self._writer, "anchor", None) else {}
+        self._sink.open(os.path.join(self._directory, name), self._key, self._key_error)
+        anchor = {"anchor": self._sink.anchor} if self._sink.anchor else {}
         args = context.CLIARGS
         inventory = args.get("inventory") or []
         self._record(
@@ -566,12 +399,8 @@ class CallbackModule(CallbackBase):
             ansible_version=ansible_version,
             **anchor,
         )
-        if not self._broken:
-            # Lets the release playbook's plan check that this very run's ledger is being written:
-            # lookup('ansible.builtin.env', 'LOCKSTEP_LEDGER_FILE') (workers are forked after this point).
-            os.environ["LOCKSTEP_LEDGER_FILE"] = os.path.abspath(path)
-        else:
-            os.environ.pop("LOCKSTEP_LEDGER_FILE", None)
+        # Workers are forked after this point: the release's plan checks this very run's ledger is being written.
+        self._sink.announce()
 
     def v2_playbook_on_play_start(self, play):
         # The play's own variables, as its tasks see them before any host: its batch, the run's hostvars.
@@ -581,7 +410,10 @@ class CallbackModule(CallbackBase):
             play_vars = {}
         self._hostvars = play_vars.get("hostvars", self._hostvars)
         hosts = [to_text(h) for h in play_vars.get("ansible_play_batch") or []]
-        self._collect_play(play, play_vars, play_vars.get("ansible_play_hosts_all") or hosts)
+        try:
+            self._secrets.play(play, play_vars, self._hostvars, play_vars.get("ansible_play_hosts_all") or hosts)
+        except Exception as ex:
+            self._display.warning(f"lockstep ledger: could not collect the play's secrets: {ex}")
         self._leave_phase()
         self._play_name = play.get_name()
         self._record("play_started", play=self._play_name, pattern=play.hosts, hosts=hosts)
@@ -623,7 +455,7 @@ class CallbackModule(CallbackBase):
         host, common = self._common(result)
         phase = common["phase"]
         if self._no_log(result):
-            self._note_no_log(result)
+            self._secrets.note_no_log(host, _task_of(result))
             self._touch(host, phase, None)
             if phase is not None and phase == self._rollback_phase:
                 self._record("rollback_step", status="ok", **common)
@@ -708,7 +540,7 @@ class CallbackModule(CallbackBase):
         else:
             self._touch(host, common["phase"], None)
         if self._no_log(result):
-            self._note_no_log(result)
+            self._secrets.note_no_log(host, _task_of(result))
         message = self._message(result)
         self._record("host_failed", message=message, ignored=bool(ignore_errors), **common)
         if not self._no_log(result):  # gates report a halt in a failed result too (fail_json(lockstep_gate=...))
@@ -729,56 +561,16 @@ class CallbackModule(CallbackBase):
 
     # --- end of run --------------------------------------------------------------------------------------------
 
-    def _reported_from_stats(self, stats):
-        custom = getattr(stats, "custom", None) or {}
-        data = {}
-        for host in sorted(k for k in custom if k != "_run"):
-            values = custom.get(host) or {}
-            for k in STATUS_KEYS:
-                if k in values:
-                    data.setdefault(k, values[k])
-        run = custom.get("_run") or {}
-        data.update({k: v for k, v in run.items() if k in STATUS_KEYS})
-        if data:
-            self._reported.update(self._clean(data))
-
-    def _final_hosts(self, stats):
-        hosts = {h: dict(v) for h, v in self._hosts.items()}
-        for host in sorted(getattr(stats, "processed", {}) or {}):
-            entry = hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
-            if entry["result"] is None:
-                s = stats.summarize(host)
-                if s.get("unreachable"):
-                    entry["result"] = "unreachable"
-                elif s.get("failures"):
-                    entry["result"] = "failed"
-                else:
-                    entry["result"] = "ok"
-        reported = self._reported.get("lockstep_hosts")
-        if isinstance(reported, dict) and reported:
-            # The playbook named its fleet: a host outside it with no version and nothing wrong (a load balancer,
-            # the controller) is not a row.
-            hosts = {h: v for h, v in hosts.items() if h in reported or v.get("before") is not None
-                     or v.get("after") is not None or v.get("result") not in (None, "ok")}
-            for host, values in reported.items():
-                if isinstance(values, dict):
-                    entry = hosts.setdefault(host, {"before": None, "after": None, "phase": None, "result": None})
-                    for key in ("before", "after", "phase", "result"):
-                        # The playbook's word, None included: a bare host had nothing before.
-                        if key in values:
-                            entry[key] = values[key] if values[key] != "" else None
-        return hosts
-
     def v2_playbook_on_stats(self, stats):
         if self._finished:
             return
         self._finished = True
-        self._collect_no_log()
-        self._scrub_custom_stats(stats)
-        self._reported_from_stats(stats)
+        self._secrets.collect_no_log(self._hostvars)
+        scrub_custom_stats(stats, self._secrets.values)
+        self._reported.update(self._clean(reported(stats)))
         self._leave_phase()
         status, source = self._status()
-        hosts = self._final_hosts(stats)
+        hosts = final_hosts(self._hosts, self._reported.get("lockstep_hosts"), stats)
         halted_by = self._reported.get("lockstep_halted_by") if "lockstep_halted_by" in self._reported \
             and not os.environ.get("LOCKSTEP_SELECTION_REFUSED") else self._halted_by
         befores = sorted({str(h["before"]) for h in hosts.values() if h.get("before") is not None})
@@ -807,13 +599,13 @@ class CallbackModule(CallbackBase):
             "hosts": hosts,
             "failures": self._failures,
             "unreachable": self._unreachable,
-            "ledger_broken": self._broken,
+            "ledger_broken": self._sink.broken,
         }
         self._record("release_finished", **summary)
         self._publish_stats()
         summary = self._clean(summary)
-        if self._writer is not None:
-            summary["ledger"] = self._writer.path
+        if self._sink.writer is not None:
+            summary["ledger"] = self._sink.path
         if self._show_summary and self._audit is not None:
             # An audit is not a release: its own table is the one people read.
             self._display.display(self._clean(self._audit.get("table") or ""))
@@ -826,70 +618,11 @@ class CallbackModule(CallbackBase):
             self._display.display(format_summary(shown))
         if self._junit_file:
             try:
-                self._write_junit(summary)
+                # secrets collected after a gate was seen are scrubbed too
+                write_junit(self._junit_file, self._clean(self._gates), summary, self._secrets.values)
             except Exception as ex:
                 warn = getattr(self._display, "error_as_warning", None)  # ansible-core 2.19; a warning before
                 if warn is not None:
                     warn(f"lockstep ledger: cannot write JUnit file {self._junit_file}", exception=ex)
                 else:
                     self._display.warning(f"lockstep ledger: cannot write JUnit file {self._junit_file}: {ex}")
-
-    def _write_junit(self, summary):
-        from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
-
-        suites = {}
-        seen = {}
-        for gate in self._clean(self._gates):  # secrets collected after a gate was seen are scrubbed too
-            name = str(gate.get("gate") or "gate")
-            suite = suites.get(name)
-            if suite is None:
-                suite = suites[name] = TestSuite(f"lockstep.gate.{name}")
-            halted = {}
-            for h in gate.get("halted") or []:
-                if isinstance(h, dict) and h.get("host") is not None:
-                    halted[str(h["host"])] = h.get("message") or gate.get("message") or "halted"
-            gate_hosts = [str(h) for h in (gate.get("hosts") or {})]
-            for host in sorted(set(gate_hosts) | set(halted)):
-                key = (name, host)
-                seen[key] = seen.get(key, 0) + 1
-                case_name = host if seen[key] == 1 else f"{host} #{seen[key]}"
-                case = TestCase(case_name, classname=f"lockstep.gate.{name}")
-                if host in halted:
-                    case.result = [Failure(message=to_text(halted[host]), type_="gate_halted")]
-                suite.add_testcase(case)
-        release = TestSuite("lockstep.release")
-        for host, h in sorted((summary.get("hosts") or {}).items()):
-            case = TestCase(host, classname="lockstep.release")
-            result = h.get("result")
-            if result in ("failed", "rollback_failed"):
-                case.result = [Failure(message="host result {} (phase {})".format(result, h.get("phase")),
-                                       type_=str(result))]
-            elif result == "unreachable":
-                case.result = [Error(message="host unreachable", type_="unreachable")]
-            release.add_testcase(case)
-        xml = JUnitXml("lockstep status {}".format(summary.get("status")))
-        for name in sorted(suites):
-            xml.add_testsuite(suites[name])
-        xml.add_testsuite(release)
-        xml.update_statistics()
-        path = os.path.abspath(self._junit_file)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        # 0600 whatever the umask: written to a private temporary file (mkstemp) in the same directory, then renamed
-        fd, tmp = tempfile.mkstemp(prefix=".lockstep-junit-", suffix=".xml", dir=os.path.dirname(path))
-        os.close(fd)
-        try:
-            xml.write(tmp, pretty=True)
-            with open(tmp, "rb") as f:
-                text = f.read().decode("utf-8")
-            scrubbed = scrub(text, self._secrets)
-            if scrubbed != text:
-                with open(tmp, "wb") as f:
-                    f.write(scrubbed.encode("utf-8"))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise

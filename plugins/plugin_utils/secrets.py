@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from ansible_collections.lockstep.release.plugins.module_utils.ledger import (
     DEFAULT_SECRET_PATTERNS,
     is_secret_name,
+    plain,
+    redact_vars,
     scrub,
 )
 from ansible_collections.lockstep.release.plugins.plugin_utils.http import safe_text
@@ -161,29 +163,86 @@ class Collector:
                 self.walk(value, render)
 
 
-def play_secrets(collector, loader, play_vars, hostvars, hosts):
-    """Collect the secrets of every host of a play: its inventory variables (host_vars, group_vars) and facts
-    (``hostvars``), the play's vars and vars files and the extra vars (``play_vars``, the play's variables before any
-    host). Role vars are not included (no task). Templates under secret names are rendered with the host's
-    variables over the play's."""
-    try:
-        from ansible.template import Templar
-    except ImportError:  # pragma: no cover
-        Templar = None
-    for host in hosts:
+class RunSecrets:
+    """The ledger callback's secrets part: every secret of a run as the callback meets it, and ``clean`` to scrub them
+    out of whatever it writes or shows. ``values``: the secret strings found so far."""
+
+    def __init__(self, patterns):
+        self.patterns = list(patterns)
+        self.values = set()
+        self._collector = Collector(self.patterns, self.values)
+        self._plays = set()  # play uuids whose hosts' secrets were collected (serial batches: once)
+        self._no_log_pending = []  # (host, task) of no_log results whose registered values are not set yet
+
+    def add(self, text):
+        self.values.add(text)
+
+    def clean(self, value):
+        return scrub(plain(value), self.values)
+
+    def extra_vars(self, extra_vars):
+        """The run's extra vars as recorded: a secret-named one as ``********`` (its value is secret from then on),
+        and every vault-encrypted one (``-e @file``) secret whatever its name."""
+        redacted, named = redact_vars(extra_vars, self.patterns)
+        self.values.update(named)
+        self._collector.variables(extra_vars)
+        return redacted
+
+    def play(self, play, play_vars, hostvars, hosts):
+        """Every host's secrets as the play starts: its inventory variables (host_vars, group_vars) and facts, read
+        through the run's ``hostvars``, with the play's vars, vars files and the extra vars (``play_vars``: the
+        play's variables before any host). Role vars are not included (no task). Templates under secret names are
+        rendered with the host's variables over the play's. Once per play (a serial play starts once per batch)."""
+        key = getattr(play, "_uuid", id(play))
+        if key in self._plays or hostvars is None:
+            return
+        self._plays.add(key)
         try:
-            own = hostvars.raw_get(host)
-        except Exception:
-            continue
-        if not isinstance(own, Mapping):  # a host the inventory does not know: undefined
-            continue
-        variables = dict(play_vars)
-        variables.update(own)
-        render = None
-        if Templar is not None:
-            def render(text, _variables=variables):
-                return Templar(loader=loader, variables=_variables).template(text)
-        collector.variables(variables, render)
+            from ansible.template import Templar
+        except ImportError:  # pragma: no cover
+            Templar = None
+        loader = play.get_loader()
+        for host in hosts:
+            try:
+                own = hostvars.raw_get(host)
+            except Exception:
+                continue
+            if not isinstance(own, Mapping):  # a host the inventory does not know: undefined
+                continue
+            variables = dict(play_vars)
+            variables.update(own)
+            render = None
+            if Templar is not None:
+                def render(text, _variables=variables):
+                    return Templar(loader=loader, variables=_variables).template(text)
+            self._collector.variables(variables, render)
+
+    def note_no_log(self, host, task):
+        """A no_log task's registered result and facts are secret; Ansible sets them only after the callbacks ran,
+        so they are read back (``collect_no_log``) before the next record."""
+        if getattr(task, "register", None) or str(getattr(task, "action", "")).endswith("set_fact"):
+            self._no_log_pending.append((host, task))
+
+    def collect_no_log(self, hostvars):
+        if not self._no_log_pending or hostvars is None:
+            return
+        pending, self._no_log_pending = self._no_log_pending, []
+        for host, task in pending:
+            try:
+                values = hostvars.raw_get(host)  # the host's variables as set now, registered ones included
+            except Exception:
+                continue
+            if not isinstance(values, Mapping):
+                continue
+            if str(getattr(task, "action", "")).endswith("set_fact"):
+                for name in (task.args or {}):
+                    if name != "cacheable" and name in values:
+                        self._collector.everything(values[name])
+            registered = values.get(task.register) if task.register else None
+            if isinstance(registered, Mapping):
+                for key in ("stdout", "stdout_lines", "content", "json", "ansible_facts"):
+                    if key in registered:
+                        self._collector.everything(registered[key])
 
 
 # Keys of lockstep's action results that hold the data a release acts on (versions, host names, the load
