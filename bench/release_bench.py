@@ -11,7 +11,9 @@ Several runs give min and median. Prints figures, ratios and growth with N; asse
 live here, never in timed tests). Host results per host (what the controller forks a worker for: every task result
 of a host, skipped ones included) are counted from the play recap, so both playbooks run with Ansible's default stdout
 callback. At 8 and 32 hosts lockstep also runs with the rollback rehearsal off (``norehearse``): the rehearsal's own
-cost, one extra switch pair on the canary (issue 20). Holds /tmp/lockstep-fleet.lock for as long as a fleet exists.
+cost, one extra switch pair on the canary (issue 20). Every size also runs a halted release (``halted``): a smoke
+command that fails once every wave is out, so the whole fleet goes back wave by wave and is proven back (status
+``rolled_back``, exit 2), the most a release can cost. Holds /tmp/lockstep-fleet.lock for as long as a fleet exists.
 
 Usage: .venv/bin/python bench/release_bench.py [--hosts 8 32 100] [--runs 3] [--runs-large 1] [-e JSON]
            [--profile default mitogen forks64 ...] [--waves]
@@ -103,7 +105,8 @@ def host_results(out, hosts):
     return statistics.mean(counts) if counts else float("nan")
 
 
-def run_playbook(fleet, playbook, extra, cp_dir, extra_env):
+def run_playbook(fleet, playbook, extra, cp_dir, extra_env, expect=(0, None)):
+    """One run; ``expect``: the exit code it must end with and a line its output must hold."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_SSH_CONTROL_PATH_DIR=cp_dir,
                PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""), ANSIBLE_STDOUT_CALLBACK="default",
                **extra_env)
@@ -113,8 +116,10 @@ def run_playbook(fleet, playbook, extra, cp_dir, extra_env):
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.monotonic() - t0
     c1, m1, h1 = children_cpu(), machine_busy(), hosts_cpu(fleet)
-    if proc.returncode != 0:
-        sys.exit("%s failed:\n%s" % (playbook, proc.stdout[-3000:]))
+    rc, said = expect
+    if proc.returncode != rc or (said and said not in proc.stdout):
+        sys.exit("%s ended %d, not %d%s:\n%s" % (playbook, proc.returncode, rc, " with %r" % said if said else "",
+                                                 proc.stdout[-3000:]))
     return {"wall": wall, "ctl": c1 - c0, "hosts": h1 - h0, "machine": m1 - m0,
             "results": host_results(proc.stdout, fleet.hosts)}
 
@@ -148,6 +153,9 @@ def main():
         sides.append(("norehearse", os.path.join(REPO, "playbooks", "release.yml"),
                       dict(sides[0][2], lockstep_rehearse=False,
                            lockstep_rehearse_reason="bench: the rehearsal's cost")))
+    if args.only in (None, "lockstep"):
+        sides.append(("halted", os.path.join(REPO, "playbooks", "release.yml"),
+                      dict(sides[0][2], lockstep_smoke_commands=["false"])))
     if args.waves:
         sides.append(("waves", sides[0][1] if sides and sides[0][0] == "lockstep" else
                       os.path.join(REPO, "playbooks", "release.yml"),
@@ -165,7 +173,8 @@ def main():
                                 continue
                             fleet.up(hosts=n, version="1.0.0")
                             with tempfile.TemporaryDirectory() as cp:
-                                r = run_playbook(fleet, playbook, dict(extra, lockstep_version="2.1.0"), cp, env)
+                                r = run_playbook(fleet, playbook, dict(extra, lockstep_version="2.1.0"), cp, env,
+                                                 (2, "status rolled_back") if name == "halted" else (0, None))
                             results.setdefault((n, prof, name), []).append(r)
                             print("hosts=%d run=%d %-8s %-10s wall %.1fs controller CPU %.1fs hosts CPU %.1fs "
                                   "machine %.1fs host results/host %.1f" % (
@@ -199,6 +208,16 @@ def main():
                         x for k in ("wall", "ctl") for x in (
                             med(n, prof, "lockstep", k), med(n, prof, "norehearse", k),
                             med(n, prof, "lockstep", k) / med(n, prof, "norehearse", k)))))
+    if "halted" in names and "lockstep" in names:
+        print("\n| hosts | profile | a halted release, the whole fleet rolled back: wall | controller CPU "
+              "| hosts' CPU | host results per host | wall and controller CPU vs a clean release |")
+        print("|---|---|---|---|---|---|---|")
+        for n in args.hosts:
+            for prof in profiles:
+                if (n, prof, "halted") in results:
+                    print("| %d | %s | %.1f s | %.1f s | %.1f s | %.1f | %.2fx, %.2fx |" % (
+                        n, prof, *(med(n, prof, "halted", k) for k in ("wall", "ctl", "hosts", "results")),
+                        *(med(n, prof, "halted", k) / med(n, prof, "lockstep", k) for k in ("wall", "ctl"))))
     if "lockstep" in names and "naive" in names:
         print("\n| hosts | profile | wall ratio lockstep/naive (median) | controller CPU ratio | hosts' CPU ratio "
               "| targets (issue 19) |")

@@ -347,6 +347,29 @@ MUTATIONS = [
         'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
     ),
     (
+        'a wave changes only the hosts not already on the release',
+        'plugins/filter/lockstep.py',
+        '        if not (state.get("active_version") == version and state.get("consistent")):',
+        '        if False:',
+        'test_release_clean.py::test_first_release_onto_a_bare_fleet',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'a host whose step failed is counted failed',
+        'plugins/filter/lockstep.py',
+        '        if res is not None and res.get("failed"):',
+        '        if False:',
+        'tests/unit/test_release_filters.py::test_host_failures_maps_failed_hosts_to_their_message',
+    ),
+    (
+        'no release to go back to unless every host reported',
+        'plugins/filter/lockstep.py',
+        '    if not states or len(states) != len(hosts):',
+        '    if not states:',
+        'tests/unit/test_release_filters.py::test_previous_release_is_none_when_there_is_nothing_safe_to_return_to',
+    ),
+    (
         'changed-unknown host',
         'plugins/filter/lockstep.py',
         '        if res.get("switched") or (res.get("lockstep_unreachable") and not res.get("lockstep_never_connected")):',

@@ -4,32 +4,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, serial_list
 
 
-def _reg(hostvars, host, name):
-    try:
-        value = hostvars[host][name]
-    except KeyError:
-        return None
-    return value if isinstance(value, dict) else None
+def _paired(hosts, results):
+    """``(host, result)`` for each host and its result (``results`` in the order of ``hosts``; a host without one,
+    or whose value is not a result, pairs with None)."""
+    results = list(results or [])
+    for i, host in enumerate(hosts or []):
+        res = results[i] if i < len(results) else None
+        yield host, res if isinstance(res, Mapping) else None
 
 
-def host_results(hostvars, hosts, name, key=None):
-    """``{host: result[key]}`` for every host whose registered ``name`` succeeded."""
+def host_results(hosts, results, key=None):
+    """``{host: result[key]}`` for every host whose result succeeded. ``results``: each host's registered result, in
+    the order of ``hosts`` (``hosts | map('extract', hostvars, 'name') | map('default', none)``)."""
     out = {}
-    for host in hosts:
-        res = _reg(hostvars, host, name)
+    for host, res in _paired(hosts, results):
         if res is not None and not res.get("failed") and not res.get("skipped"):
             out[host] = res.get(key) if key else res
     return out
 
 
-def host_failures(hostvars, hosts, name):
-    """``{host: message}`` for every host whose registered ``name`` failed."""
+def host_failures(hosts, results):
+    """``{host: message}`` for every host whose result failed (``results`` as for ``host_results``)."""
     out = {}
-    for host in hosts:
-        res = _reg(hostvars, host, name)
+    for host, res in _paired(hosts, results):
         if res is not None and res.get("failed"):
             out[host] = res.get("msg") or "failed"
     return out
@@ -129,23 +131,24 @@ def wave_index(waves, batch):
     return len(waves or [])
 
 
-def pending_hosts(hostvars, hosts, version, name="__lockstep_preflight_state"):
+def pending_hosts(states, hosts, version):
     """Hosts that do not already run ``version`` from a valid active release: the ones a wave must change.
-    Skipping the others is what makes re-running a release change nothing."""
+    Skipping the others is what makes re-running a release change nothing. ``states``: each host's release state
+    at preflight (the run record's ``__lockstep_states``)."""
     out = []
     for h in hosts:
-        state = (_reg(hostvars, h, name) or {}).get("lockstep_state") or {}
+        state = (states or {}).get(h) or {}
         if not (state.get("active_version") == version and state.get("consistent")):
             out.append(h)
     return out
 
 
-def previous_release(hostvars, hosts, name="__lockstep_rollback_state"):
-    """The release to roll back to: the newest release older than the fleet's active one that every host keeps
-    with valid content. None when there is none."""
+def previous_release(states, hosts):
+    """The release to roll back to: the newest release older than the fleet's active one that every host of
+    ``hosts`` keeps with valid content (``states``: each host's release state). None when there is none."""
     from ansible_collections.lockstep.release.plugins.module_utils.release_state import version_key
 
-    states = [(_reg(hostvars, h, name) or {}).get("lockstep_state") for h in hosts]
+    states = [(states or {}).get(h) for h in hosts]
     states = [s for s in states if s]
     if not states or len(states) != len(hosts):
         return None
@@ -161,15 +164,16 @@ def previous_release(hostvars, hosts, name="__lockstep_rollback_state"):
     return max(older, key=version_key) if older else None
 
 
-def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=(), dead=(), switches=None, switches_back=None):
+def host_outcomes(states, hosts, census, status, killed=(), excluded=(), dead=(), switches=None, switches_back=None):
     """Per host ``{"before", "after", "phase", "result"}`` for the ledger, the summary and AWX: the version before
-    (preflight state), the version its process reports now (final census), the last phase that changed it, and
-    what happened to it. ``switches`` / ``switches_back``: the run record's deploy results, forward and back."""
+    (``states``: each host's release state at preflight), the version its process reports now (final census), the
+    last phase that changed it, and what happened to it. ``switches`` / ``switches_back``: the run record's deploy
+    results, forward and back."""
     out = {}
     switched = set(switched_hosts(switches, hosts))
     rolled = set(switched_hosts(switches_back, hosts))
     for h in hosts:
-        state = ((_reg(hostvars, h, "__lockstep_preflight_state") or {}).get("lockstep_state") or {})
+        state = (states or {}).get(h) or {}
         after = ((census or {}).get(h) or {}).get("reported_version")
         if h in excluded:
             phase, result = "preflight", "excluded"
@@ -189,10 +193,11 @@ def host_outcomes(hostvars, hosts, census, status, killed=(), excluded=(), dead=
     return out
 
 
-def before_versions(hostvars, hosts, name="__lockstep_preflight_state"):
-    """Each host's active version at preflight (None on a bare host): where a host that did not change must still
-    be, and where a host that changed goes back to, also when the fleet started mixed."""
-    return {h: ((_reg(hostvars, h, name) or {}).get("lockstep_state") or {}).get("active_version") for h in hosts}
+def before_versions(states, hosts):
+    """Each host's active version at preflight (None on a bare host; ``states``: each host's release state): where a
+    host that did not change must still be, and where a host that changed goes back to, also when the fleet
+    started mixed."""
+    return {h: ((states or {}).get(h) or {}).get("active_version") for h in hosts}
 
 
 def halt_message(gate, fallback):

@@ -251,7 +251,7 @@ class RunSecrets:
 DATA_KEYS = frozenset((
     "befores", "found", "inherited", "excluded", "before_version", "before_flags", "partial", "lockstep_plan",
     "lockstep_state", "servers", "serving", "lockstep_record", "lock", "switched", "probes", "manifest", "passed",
-    "gate", "host", "run_id",
+    "gate", "host", "run_id", "states",
 ))
 
 

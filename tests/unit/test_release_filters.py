@@ -1,4 +1,5 @@
-"""lockstep's filters on plain dicts shaped like ``hostvars`` (host -> registered results)."""
+"""lockstep's filters on plain data: each host's registered result, in the order of the hosts asked about (as
+``hosts | map('extract', hostvars, name) | map('default', none)`` gives them), and host -> release state maps."""
 
 import pytest
 
@@ -22,33 +23,32 @@ def test_all_filters_are_registered():
 
 
 @pytest.fixture
-def hostvars():
-    return {
-        "h1": {"st": {"changed": False, "lockstep_state": {"active_version": "2.0.0"}}},
-        "h2": {"st": {"failed": True, "msg": "host unreachable: ssh timeout"}},
-        "h3": {"st": {"skipped": True}},
-        "h4": {"other": {"changed": True}},  # never registered st
-        "h5": {"st": {"lockstep_state": {"active_version": "9.9.9"}}},  # not among the hosts asked about
-    }
+def results():
+    return [
+        {"changed": False, "lockstep_state": {"active_version": "2.0.0"}},  # h1
+        {"failed": True, "msg": "host unreachable: ssh timeout"},  # h2
+        {"skipped": True},  # h3
+        None,  # h4 never registered it
+    ]
 
 
-def test_host_results_keeps_only_hosts_that_succeeded(hostvars):
-    assert host_results(hostvars, HOSTS, "st") == {"h1": hostvars["h1"]["st"]}
-    assert host_results(hostvars, HOSTS, "st", "lockstep_state") == {"h1": {"active_version": "2.0.0"}}
+def test_host_results_keeps_only_hosts_that_succeeded(results):
+    assert host_results(HOSTS, results) == {"h1": results[0]}
+    assert host_results(HOSTS, results, "lockstep_state") == {"h1": {"active_version": "2.0.0"}}
 
 
-def test_host_results_tolerates_hosts_missing_from_hostvars(hostvars):
-    assert host_results(hostvars, ["h1", "ghost"], "st", "lockstep_state") == {"h1": {"active_version": "2.0.0"}}
+def test_host_results_tolerates_fewer_results_than_hosts(results):
+    assert host_results(["h1", "ghost"], results[:1], "lockstep_state") == {"h1": {"active_version": "2.0.0"}}
 
 
 def test_host_results_ignores_non_dict_values():
-    assert host_results({"h1": {"st": "a string"}, "h2": {"st": None}}, ["h1", "h2"], "st") == {}
+    assert host_results(["h1", "h2"], ["a string", None]) == {}
 
 
-def test_host_failures_maps_failed_hosts_to_their_message(hostvars):
-    assert host_failures(hostvars, HOSTS, "st") == {"h2": "host unreachable: ssh timeout"}
-    assert host_failures({"h1": {"st": {"failed": True}}}, ["h1"], "st") == {"h1": "failed"}
-    assert host_failures(hostvars, ["ghost"], "st") == {}
+def test_host_failures_maps_failed_hosts_to_their_message(results):
+    assert host_failures(HOSTS, results) == {"h2": "host unreachable: ssh timeout"}
+    assert host_failures(["h1"], [{"failed": True}]) == {"h1": "failed"}
+    assert host_failures(["ghost"], []) == {}
 
 
 def test_switched_hosts_includes_failed_calls_that_moved_current():
@@ -64,19 +64,14 @@ def test_switched_hosts_includes_failed_calls_that_moved_current():
 
 
 def _state(active, consistent=True, releases=()):
-    return {"lockstep_state": {"active_version": active, "consistent": consistent,
-                               "releases": [{"version": v, "valid": ok} for v, ok in releases]}}
+    return {"active_version": active, "consistent": consistent,
+            "releases": [{"version": v, "valid": ok} for v, ok in releases]}
 
 
 def test_pending_hosts_are_those_not_already_running_the_version_consistently():
-    hv = {
-        "h1": {"__lockstep_preflight_state": _state("2.1.0")},
-        "h2": {"__lockstep_preflight_state": _state("2.1.0", consistent=False)},
-        "h3": {"__lockstep_preflight_state": _state("2.0.0")},
-        "h4": {},
-    }
-    assert pending_hosts(hv, HOSTS, "2.1.0") == ["h2", "h3", "h4"]
-    assert pending_hosts(hv, HOSTS, "2.0.0") == ["h1", "h2", "h4"]
+    states = {"h1": _state("2.1.0"), "h2": _state("2.1.0", consistent=False), "h3": _state("2.0.0")}  # h4: none
+    assert pending_hosts(states, HOSTS, "2.1.0") == ["h2", "h3", "h4"]
+    assert pending_hosts(states, HOSTS, "2.0.0") == ["h1", "h2", "h4"]
 
 
 def test_expect_versions():
@@ -86,7 +81,7 @@ def test_expect_versions():
 
 
 def _rb(active, *releases):
-    return {"__lockstep_rollback_state": _state(active, releases=releases)}
+    return _state(active, releases=releases)
 
 
 def test_previous_release_is_the_newest_older_release_every_host_keeps_valid():
@@ -117,7 +112,7 @@ def test_previous_release_follows_the_fleet_majority_active_version():
 
 @pytest.mark.parametrize("hv, hosts", [
     ({}, []),  # no hosts
-    ({"h1": _rb("2.1.0", ("2.0.0", True)), "h2": {}}, ["h1", "h2"]),  # a host did not report
+    ({"h1": _rb("2.1.0", ("2.0.0", True))}, ["h1", "h2"]),  # a host did not report
     ({"h1": _rb(None, ("2.0.0", True))}, ["h1"]),  # nothing active
     ({"h1": _rb("1.0.0", ("1.0.0", True))}, ["h1"]),  # nothing older
     ({"h1": _rb("2.1.0", ("2.0.0", True)), "h2": _rb("2.1.0", ("1.0.0", True))}, ["h1", "h2"]),  # nothing common
