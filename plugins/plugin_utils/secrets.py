@@ -163,6 +163,10 @@ class Collector:
                 self.walk(value, render)
 
 
+def _render(templar, loader, variables, text):
+    return templar(loader=loader, variables=variables).template(text)
+
+
 class RunSecrets:
     """The ledger callback's secrets part: every secret of a run as the callback meets it, and ``clean`` to scrub them
     out of whatever it writes or shows. ``values``: the secret strings found so far."""
@@ -213,8 +217,7 @@ class RunSecrets:
             variables.update(own)
             render = None
             if Templar is not None:
-                def render(text, _variables=variables):
-                    return Templar(loader=loader, variables=_variables).template(text)
+                render = functools.partial(_render, Templar, loader, variables)
             self._collector.variables(variables, render)
 
     def note_no_log(self, host, task):
