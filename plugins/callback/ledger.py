@@ -231,6 +231,7 @@ class CallbackModule(CallbackBase):
         self._sink = None  # the writer part (plugin_utils/ledger_writer.py), made with the options
         self._secrets = RunSecrets(DEFAULT_SECRET_PATTERNS)  # the secrets part (plugin_utils/secrets.py)
         self._hostvars = None  # the run's hostvars (public: a play's variables), read when a no_log value is set
+        self._stats = None  # the run's stats, see plugin_utils/ledger_summary.py run_stats
         self._playbook = None
         self._play_name = None
         self._phase = None
@@ -285,7 +286,9 @@ class CallbackModule(CallbackBase):
     def _publish_stats(self):
         """Keep ``lockstep_ledger`` in the run's custom stats current (AWX reads them as the job's artifacts), and
         every custom stat (the playbook's ``set_stats``) scrubbed of secrets before any callback shows them."""
-        stats = run_stats()
+        if self._stats is None:
+            self._stats = run_stats()  # one object for the whole run: looked for once
+        stats = self._stats
         if stats is None or self._sink.writer is None:
             return
         scrub_custom_stats(stats, self._secrets.values)
