@@ -638,8 +638,8 @@ MUTATIONS = [
     (
         'secrets: custom stats scrubbed',
         'plugins/plugin_utils/ledger_summary.py',
-        '            custom[host] = scrub(custom[host], secrets)',
-        '            pass',
+        '        custom[host] = scrub(custom[host], secrets)',
+        '        pass',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (

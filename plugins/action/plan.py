@@ -25,6 +25,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.release_state imp
 from ansible_collections.lockstep.release.plugins.plugin_utils.flags import disagreement
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import LEDGER_BROKEN_ENV
 from ansible_collections.lockstep.release.plugins.plugin_utils.guard import selection_problem
+from ansible_collections.lockstep.release.plugins.plugin_utils.ledger_writer import LEDGER_FILE_ENV
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, batches, serial_list
 
@@ -48,7 +49,7 @@ NOT_RECORDING = (
 def ledger_recording():
     """Whether lockstep's ledger callback writes this very ansible-playbook run's ledger: it names its file after
     the controller's pid (the worker's parent) in LOCKSTEP_LEDGER_FILE before any worker starts."""
-    path = os.environ.get("LOCKSTEP_LEDGER_FILE") or ""
+    path = os.environ.get(LEDGER_FILE_ENV) or ""
     return path.endswith("-%d.jsonl" % os.getppid())
 
 

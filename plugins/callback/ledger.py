@@ -232,6 +232,7 @@ class CallbackModule(CallbackBase):
         self._secrets = RunSecrets(DEFAULT_SECRET_PATTERNS)  # the secrets part (plugin_utils/secrets.py)
         self._hostvars = None  # the run's hostvars (public: a play's variables), read when a no_log value is set
         self._stats = None  # the run's stats, see plugin_utils/ledger_summary.py run_stats
+        self._scrub_warned = False
         self._playbook = None
         self._play_name = None
         self._phase = None
@@ -291,9 +292,17 @@ class CallbackModule(CallbackBase):
         stats = self._stats
         if stats is None or self._sink.writer is None:
             return
-        scrub_custom_stats(stats, self._secrets.values)
+        self._scrub_stats(stats)
         publish(stats, {"path": self._sink.path, "status": self._status()[0], "records": self._sink.seq,
                         "failures": self._failures, "unreachable": self._unreachable})
+
+    def _scrub_stats(self, stats):
+        try:
+            scrub_custom_stats(stats, self._secrets.values)
+        except Exception as ex:
+            if not self._scrub_warned:  # said once: it is tried again at every record
+                self._scrub_warned = True
+                self._display.warning(f"lockstep ledger: could not scrub secrets from the run's custom stats: {ex}")
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -364,7 +373,9 @@ class CallbackModule(CallbackBase):
             plays = playbook.get_plays()
             if plays:  # every play of a run shares its variable manager, and its extra vars
                 extra_vars = dict(plays[0].get_variable_manager().extra_vars)
-        except Exception:
+        except Exception as ex:
+            # Said, never silent: an extra var under a secret name would not be known as one.
+            self._display.warning(f"lockstep ledger: could not read the run's extra vars: {ex}")
             extra_vars = {}
         redacted = self._secrets.extra_vars(extra_vars)
         if extra_vars.get(KEY_VAR) not in (None, ""):
@@ -409,7 +420,9 @@ class CallbackModule(CallbackBase):
         # The play's own variables, as its tasks see them before any host: its batch, the run's hostvars.
         try:
             play_vars = play.get_variable_manager().get_vars(play=play)
-        except Exception:
+        except Exception as ex:
+            # Said, never silent: this play's hosts' secrets are not collected.
+            self._display.warning(f"lockstep ledger: could not read the play's variables: {ex}")
             play_vars = {}
         self._hostvars = play_vars.get("hostvars", self._hostvars)
         hosts = [to_text(h) for h in play_vars.get("ansible_play_batch") or []]
@@ -569,7 +582,7 @@ class CallbackModule(CallbackBase):
             return
         self._finished = True
         self._secrets.collect_no_log(self._hostvars)
-        scrub_custom_stats(stats, self._secrets.values)
+        self._scrub_stats(stats)
         self._reported.update(self._clean(reported(stats)))
         self._leave_phase()
         status, source = self._status()
