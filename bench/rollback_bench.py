@@ -29,7 +29,7 @@ def hook_failing_after(directory, index):
     path = os.path.join(directory, "fail_after_%d.yml" % index)
     with open(path, "w") as f:
         f.write("- name: Bench - halt after wave %d\n  ansible.builtin.fail:\n    msg: injected\n"
-                "  when: hostvars['localhost'].__lockstep_wave_index | int == %d\n" % (index, index))
+                "  when: lockstep_waves_done | int == %d\n" % (index, index))
     return path
 
 

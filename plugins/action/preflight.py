@@ -224,7 +224,7 @@ class ActionModule(ActionBase):
                              lb=a["lb"] if a["lb_servers"] is not None else "none")
         result["before_version"] = before
         result["befores"] = befores
-        result["states"] = a["states"]  # the run record keeps them (__lockstep_states): the one read of each host
+        result["states"] = a["states"]  # the release record keeps them (states): the one read of each host
         # What each host runs now: the baseline's smoke checks and a refusal's census expect exactly this.
         result["found"] = {h: (st.get("running") or {}).get("version") or st.get("active_version")
                            for h, st in reporting.items()}

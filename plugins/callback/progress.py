@@ -67,14 +67,13 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.playbook.task_include import TaskInclude
 from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
 
+from ansible_collections.lockstep.release.plugins.module_utils.release_record import RECORD_FACT
 from ansible_collections.lockstep.release.plugins.plugin_utils.phases import COLLECTION_PREFIX, SHARED, phase_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import data_of as _data_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import host_of as _host_of
 from ansible_collections.lockstep.release.plugins.plugin_utils.task_result import task_of as _task_of
 
 LINE = "lockstep: "
-# The fact lockstep's roles record a halt in (phase, gate, host, message); the first one wins, as in the roles.
-HALT_FACT = "__lockstep_halt"
 # A reason shorter than this is too plain ("failed") to be recognised inside another message.
 MIN_REASON = 16
 # The watch's task names its window ("..., seconds - 30"): its arguments are still templates when the task starts,
@@ -397,8 +396,9 @@ class CallbackModule(DefaultCallbackModule):
         if isinstance(res.get("lockstep_gate"), dict):
             self._on_gate(host, task, res["lockstep_gate"], res)
         facts = res.get("ansible_facts")
-        if isinstance(facts, dict) and isinstance(facts.get(HALT_FACT), dict):
-            self._on_halt(facts[HALT_FACT])
+        record = facts.get(RECORD_FACT) if isinstance(facts, dict) else None
+        if isinstance(record, dict) and isinstance(record.get("halt"), dict):
+            self._on_halt(record["halt"])
         if _is(task.action, "deploy"):
             self._on_deploy(host, task, res, failed)
         elif _is(task.action, "haproxy"):

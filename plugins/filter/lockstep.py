@@ -40,7 +40,7 @@ def host_failures(hosts, results):
 def switched_hosts(results, hosts):
     """Hosts whose ``current`` symlink their deploy call moved (even if the call failed afterwards), and hosts whose
     connection dropped during the call: nobody knows whether they switched, so they count as changed. ``results``:
-    ``{host: deploy result}``, as the run record keeps them (``__lockstep_switches``, ``__lockstep_switches_back``)."""
+    ``{host: deploy result}``, as the release record keeps them (``switches``, ``switches_back``)."""
     out = []
     for h in hosts:
         res = (results or {}).get(h) or {}
@@ -134,7 +134,7 @@ def wave_index(waves, batch):
 def pending_hosts(states, hosts, version):
     """Hosts that do not already run ``version`` from a valid active release: the ones a wave must change.
     Skipping the others is what makes re-running a release change nothing. ``states``: each host's release state
-    at preflight (the run record's ``__lockstep_states``)."""
+    at preflight (the release record's ``states``)."""
     out = []
     for h in hosts:
         state = (states or {}).get(h) or {}
@@ -167,7 +167,7 @@ def previous_release(states, hosts):
 def host_outcomes(states, hosts, census, status, killed=(), excluded=(), dead=(), switches=None, switches_back=None):
     """Per host ``{"before", "after", "phase", "result"}`` for the ledger, the summary and AWX: the version before
     (``states``: each host's release state at preflight), the version its process reports now (final census), the
-    last phase that changed it, and what happened to it. ``switches`` / ``switches_back``: the run record's deploy
+    last phase that changed it, and what happened to it. ``switches`` / ``switches_back``: the release record's deploy
     results, forward and back."""
     out = {}
     switched = set(switched_hosts(switches, hosts))

@@ -103,8 +103,8 @@ EXAMPLES = r"""
   lockstep.release.outcome:
     version: 2.1.0
     before: 1.0.0
-    halt: "{{ hostvars['localhost'].__lockstep_halt | default({}) }}"
-    changed: "{{ hostvars['localhost'].__lockstep_changed | default([]) }}"
+    halt: "{{ hostvars['localhost'].ansible_facts.__lockstep_record.halt | default({}) }}"
+    changed: "{{ hostvars['localhost'].ansible_facts.__lockstep_record.changed | default([]) }}"
     census: "{{ census }}"
   register: outcome
   delegate_to: localhost

@@ -70,7 +70,7 @@ def test_sshd_stopped_between_canary_and_second_wave_rolls_back(fleet, tmp_path)
   delegate_to: localhost
   run_once: true
   changed_when: true
-  when: hostvars['localhost'].__lockstep_wave_index | int == 1
+  when: lockstep_waves_done | int == 1
 """)
     run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"after_wave": after_wave}})
     assert_halted(run, "rolled_back", "h5", "unreachable", "halted by gate reachability on h5")
@@ -229,7 +229,7 @@ def test_wave_gate_catches_a_host_that_drifts_back_mid_release(fleet, tmp_path):
   delegate_to: localhost
   run_once: true
   changed_when: true
-  when: hostvars['localhost'].__lockstep_wave_index | int == 1
+  when: lockstep_waves_done | int == 1
 """)
     run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"after_wave": drift}})
     assert_halted(run, "rolled_back", "wave-2", "h1")

@@ -24,7 +24,7 @@ def fail_at_wave(tmp_path, index):
 - name: Test hook - something is wrong after wave {index}
   ansible.builtin.fail:
     msg: injected fault after wave {index}
-  when: hostvars['localhost'].__lockstep_wave_index | int == {index}
+  when: lockstep_waves_done | int == {index}
 """)
 
 
@@ -97,7 +97,7 @@ def test_load_balancer_gone_after_the_canary_still_switches_every_host_back(flee
   delegate_to: localhost
   run_once: true
   changed_when: true
-  when: hostvars['localhost'].__lockstep_wave_index | int == 1
+  when: lockstep_waves_done | int == 1
 """)
     run = release(tmp_path, "2.1.0", extra=dict(WAVES, lockstep_hooks={"after_wave": gone}))
     os.rename(sock + ".away", sock)
@@ -156,7 +156,7 @@ def test_ledger_broken_after_the_canary_halts_rolls_back_and_keeps_the_record(fl
   delegate_to: localhost
   run_once: true
   changed_when: true
-  when: hostvars['localhost'].__lockstep_wave_index | int == 1
+  when: lockstep_waves_done | int == 1
 """)
         run = release(tmp_path, "2.1.0", extra=dict(WAVES, lockstep_hooks={"after_wave": full}))
     finally:
@@ -182,7 +182,7 @@ def test_dependency_down_during_the_release_is_not_turned_into_a_full_outage(fle
   delegate_to: localhost
   run_once: true
   changed_when: true
-  when: hostvars['localhost'].__lockstep_wave_index | int == 3
+  when: lockstep_waves_done | int == 3
 """)
     run = release(tmp_path, "2.1.0", extra=dict(WAVES, lockstep_hooks={"after_wave": down}))
     assert_halted(run, "rolled_back", "gate smoke", "fails its smoke checks too (a fault outside the release)")

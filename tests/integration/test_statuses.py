@@ -17,7 +17,7 @@ def test_a_host_that_dies_on_its_own_mid_release_is_named_found_dead_and_the_sta
   delegate_to: localhost
   run_once: true
   changed_when: true
-  when: hostvars['localhost'].__lockstep_wave_index | int == 1
+  when: lockstep_waves_done | int == 1
 """)
     run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"after_wave": kill}, "lockstep_waves": [1, 1, "100%"]})
     assert run.rc != 0, run

@@ -318,7 +318,7 @@ def test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canar
         "name": "Team | the load balancer dies after the canary",
         "ansible.builtin.command": {"argv": ["kill", "-9", str(fleet.lb.proc.pid)]},
         "run_once": True, "delegate_to": "localhost", "changed_when": False,
-        "when": "hostvars['localhost'].__lockstep_wave_index | int == 1"}]))
+        "when": "lockstep_waves_done | int == 1"}]))
     run = fleet.run(lockstep_hooks={"after_wave": str(hook)})
     assert run.rc == 2 and status(run) == "rolled_back", run
     # Wave 2 was never switched: its drain was not done.
@@ -413,7 +413,7 @@ def test_a_host_that_stops_after_its_wave_halts_the_next_waves_gate_and_no_later
         "name": "Team | the canary's process dies after its wave",
         "ansible.builtin.command": {"argv": [sys.executable, "-c", STOP, str(fleet.hosts["h1"].base)]},
         "run_once": True, "delegate_to": "localhost", "changed_when": False,
-        "when": "hostvars['localhost'].__lockstep_wave_index | int == 1"}]))
+        "when": "lockstep_waves_done | int == 1"}]))
     run = fleet.run(lockstep_hooks={"after_wave": str(hook)})
     assert run.rc == 2 and status(run) == "rolled_back", run
     assert run.mine(r"^halted by gate wave-2 on host h1: "), run
@@ -521,3 +521,17 @@ def test_a_ledger_that_cannot_be_created_refuses_the_release_before_any_host_is_
     assert [r["event"] for r in records[:2]] == ["ledger_fallback", "release_started"], records[:2]
     assert records[-1]["event"] == "release_finished" and records[-1]["status"] == "refused", records[-1]
     assert records[-1]["ledger_broken"].startswith("cannot create ledger"), records[-1]
+
+
+def test_a_fact_cache_kept_across_runs_never_carries_one_releases_record_into_the_next(fleet, tmp_path):
+    """A team's persistent fact cache (jsonfile) keeps the release record of every run: the next run starts its own."""
+    facts = tmp_path / "facts"
+    cache = {"ANSIBLE_CACHE_PLUGIN": "jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(facts)}
+    refused = fleet.run(env=cache, lockstep_version="9.9.9")
+    assert refused.rc != 0 and status(refused) == "refused", refused
+    # The cache's file format is ansible-core's own (2.19 wraps it): only what it holds is read.
+    kept = "".join(p.read_text() for p in facts.glob("*localhost"))
+    assert "__lockstep_record" in kept and "halt" in kept and "9.9.9" in kept, kept
+    run = fleet.run(env=cache)
+    assert run.rc == 0 and status(run) == "succeeded", run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, TARGET), run
