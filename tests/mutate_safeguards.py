@@ -1426,6 +1426,21 @@ MUTATIONS = [
         'tests/unit/test_release_record.py::'
         'test_the_action_writes_the_record_and_halts_the_release_on_a_write_its_schema_refuses',
     ),
+    (
+        "each host's result says it was rolled back",
+        'plugins/action/outcome.py',
+        '        elif h in rolled:',
+        '        elif False:',
+        'tests/unit/test_release_outcome.py::test_each_hosts_result_is_decided_with_the_status_from_the_record',
+    ),
+    (
+        "a halted release's changed hosts are the rollback's plan",
+        'plugins/action/outcome.py',
+        'a["changed"] = list(record.get("changed") or []) if a["halt"] else',
+        'a["changed"] = list(record.get("changed") or []) if False else',
+        'tests/unit/test_release_outcome.py::'
+        'test_the_hosts_changed_are_the_rollbacks_plan_when_halted_and_the_switches_otherwise',
+    ),
 ]
 
 

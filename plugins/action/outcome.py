@@ -1,12 +1,13 @@
 # Copyright: lockstep contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action for lockstep.release.outcome: the release's one status, decided from what the run recorded and what the
-final census found, never inferred from the absence of a recorded failure."""
+"""Action for lockstep.release.outcome: the release's one status, its message and each host's result, decided from
+the release record and what the final census found, never inferred from the absence of a recorded failure."""
 
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.lockstep.release.plugins.filter.lockstep import switched_hosts
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
 
 STATUSES = ("succeeded", "partial", "refused", "stopped", "rolled_back", "rollback_failed", "failed")
@@ -16,8 +17,38 @@ def _hosts(census):
     return [h["host"] for h in (census or {}).get("halted") or [] if isinstance(h, dict) and "host" in h]
 
 
+def host_outcomes(states, hosts, census, status, killed=(), excluded=(), dead=(), switches=None, switches_back=None):
+    """Per host ``{"before", "after", "phase", "result"}`` for the ledger, the summary and AWX: the version before
+    (``states``: each host's release state at preflight), the version its process reports now (final census), the
+    last phase that changed it, and what happened to it. ``switches`` / ``switches_back``: the release record's deploy
+    results, forward and back."""
+    out = {}
+    switched = set(switched_hosts(switches, hosts))
+    rolled = set(switched_hosts(switches_back, hosts))
+    for h in hosts:
+        state = (states or {}).get(h) or {}
+        after = ((census or {}).get(h) or {}).get("reported_version")
+        if h in excluded:
+            phase, result = "preflight", "excluded"
+        elif h in dead:
+            # Not lockstep's doing: a host it never changed that does not serve what it did before.
+            phase, result = "census", "found_dead_drained" if h in killed else "found_dead"
+        elif h in killed:
+            phase, result = "rollback", "drained"
+        elif h in rolled:
+            phase, result = "rollback", "rolled_back"
+        elif h in switched:
+            phase, result = "finish", "released" if status in ("succeeded", "partial") else "changed"
+        else:
+            phase, result = "preflight", "unchanged"
+        out[h] = {"before": state.get("running_version") or state.get("active_version"), "after": after,
+                  "phase": phase, "result": result}
+    return out
+
+
 def decide(a):
-    """``{status, message, failed, found_dead, version_after, serving, halted_by}`` from the action's arguments.
+    """``{status, message, failed, found_dead, version_after, serving, halted_by, hosts}`` from the action's arguments
+    (the release record's fields flattened into them).
 
     Kept apart from the action so every status is unit-tested without Ansible: the order of the checks is the
     contract (docs/CONTRACTS.md, statuses)."""
@@ -104,7 +135,29 @@ def decide(a):
         "version_after": version if proven else before,
         "serving": serving,
         "halted_by": halt,
+        "hosts": host_outcomes(a.get("states"), a.get("hosts") or [], gate.get("hosts"), status, killed,
+                               a.get("left_out") or [], found_dead, a.get("switches"), a.get("switches_back")),
     }
+
+
+# What the outcome reads of the release record (docs/CONTRACTS.md), and its value when the record lacks it.
+FROM_RECORD = dict(before=None, halt=None, partial=False, first_hosts=[], first_stopped=[], killed_hosts=[],
+                   unkilled_hosts=[], unknown=[], rollback_failed="", rollback_bad=[], reports={}, states={},
+                   switches={}, switches_back={})
+
+
+def flatten(args):
+    """``decide``'s arguments from the action's: the release record's fields beside the others, and the hosts the
+    release changed (halted, the rollback's plan decided them; otherwise its switches say)."""
+    a = dict(args)
+    record = a.pop("record", None) or {}
+    for name, default in FROM_RECORD.items():
+        a[name] = record.get(name, default)
+    if a["before"] in ("", "None"):
+        a["before"] = None  # ansible-core 2.16 and 2.18 render a None as ''
+    hosts = a.get("hosts") or []
+    a["changed"] = list(record.get("changed") or []) if a["halt"] else switched_hosts(a["switches"], hosts)
+    return a
 
 
 class ActionModule(ActionBase):
@@ -113,21 +166,12 @@ class ActionModule(ActionBase):
 
     ARGS = dict(
         version=dict(type="str", required=True),
-        before=dict(type="raw"),
-        halt=dict(type="dict"),
-        changed=dict(type="list", elements="str", default=[]),
+        record=dict(type="dict", default={}),
         census=dict(type="dict", default={}),
         check_mode=dict(type="bool", default=False),
-        partial=dict(type="bool", default=False),
-        first_hosts=dict(type="list", elements="str", default=[]),
-        first_stopped=dict(type="list", elements="str", default=[]),
-        killed_hosts=dict(type="list", elements="str", default=[]),
-        unkilled_hosts=dict(type="list", elements="str", default=[]),
-        unknown=dict(type="list", elements="str", default=[]),
-        rollback_failed=dict(type="str", default=""),
-        rollback_bad=dict(type="list", elements="str", default=[]),
+        hosts=dict(type="list", elements="str", default=[]),
+        left_out=dict(type="list", elements="str", default=[]),
         lb=dict(type="str", default="haproxy"),
-        reports=dict(type="dict", default={}),
         ledger_broken=dict(type="str", default=""),
     )
 
@@ -135,7 +179,5 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
-        if a["before"] in ("", "None"):
-            a["before"] = None  # ansible-core 2.16 and 2.18 render a None as ''
-        outcome = decide(a)
+        outcome = decide(flatten(a))
         return {"changed": False, "lockstep_outcome": outcome, "msg": outcome["message"]}

@@ -164,35 +164,6 @@ def previous_release(states, hosts):
     return max(older, key=version_key) if older else None
 
 
-def host_outcomes(states, hosts, census, status, killed=(), excluded=(), dead=(), switches=None, switches_back=None):
-    """Per host ``{"before", "after", "phase", "result"}`` for the ledger, the summary and AWX: the version before
-    (``states``: each host's release state at preflight), the version its process reports now (final census), the
-    last phase that changed it, and what happened to it. ``switches`` / ``switches_back``: the release record's deploy
-    results, forward and back."""
-    out = {}
-    switched = set(switched_hosts(switches, hosts))
-    rolled = set(switched_hosts(switches_back, hosts))
-    for h in hosts:
-        state = (states or {}).get(h) or {}
-        after = ((census or {}).get(h) or {}).get("reported_version")
-        if h in excluded:
-            phase, result = "preflight", "excluded"
-        elif h in dead:
-            # Not lockstep's doing: a host it never changed that does not serve what it did before.
-            phase, result = "census", "found_dead_drained" if h in killed else "found_dead"
-        elif h in killed:
-            phase, result = "rollback", "drained"
-        elif h in rolled:
-            phase, result = "rollback", "rolled_back"
-        elif h in switched:
-            phase, result = "finish", "released" if status in ("succeeded", "partial") else "changed"
-        else:
-            phase, result = "preflight", "unchanged"
-        out[h] = {"before": state.get("running_version") or state.get("active_version"), "after": after,
-                  "phase": phase, "result": result}
-    return out
-
-
 def before_versions(states, hosts):
     """Each host's active version at preflight (None on a bare host; ``states``: each host's release state): where a
     host that did not change must still be, and where a host that changed goes back to, also when the fleet
@@ -263,7 +234,6 @@ class FilterModule:
             "before_versions": before_versions,
             "pending_hosts": pending_hosts,
             "previous_release": previous_release,
-            "host_outcomes": host_outcomes,
             "halt_message": halt_message,
             "host_urls": host_urls,
             "service_addresses": service_addresses,

@@ -25,17 +25,16 @@ options:
     description: The release this run released (its label).
     type: str
     required: true
-  before:
-    description: The release the fleet ran before (null - a first release).
-    type: raw
-  halt:
-    description: The halt the run recorded (C(phase), C(gate), C(host), C(message)); empty or null - not halted.
+  record:
+    description:
+      - The release record (docs/CONTRACTS.md, "The release record", as C(lockstep.release.record) writes it) - the
+        halt, the version before, the hosts changed (the rollback's plan when halted, else the hosts switched
+        forward), the partial flag, a first release's hosts and those stopped, the hosts taken out
+        and those that could not be, the hosts whose connection was lost mid-switch, why the rollback failed and the
+        hosts it could not prove back, the versions services report, each host's state at preflight and its
+        switches. A field it lacks counts as empty (not halted, nothing changed).
     type: dict
-  changed:
-    description: Hosts this release changed (or may have - a connection lost mid-switch).
-    type: list
-    elements: str
-    default: []
+    default: {}
   census:
     description: The final census's registered result (C(msg), C(lockstep_gate)); not used in check mode.
     type: dict
@@ -44,41 +43,13 @@ options:
     description: The run is in check mode (nothing changed, no census needed).
     type: bool
     default: false
-  partial:
-    description: The release was a partial one, with its reason recorded.
-    type: bool
-    default: false
-  first_hosts:
-    description: Changed hosts that had no release before them.
+  hosts:
+    description: The hosts of the fleet, in the order their results are listed.
     type: list
     elements: str
     default: []
-  first_stopped:
-    description: Of I(first_hosts), those whose stop command succeeded.
-    type: list
-    elements: str
-    default: []
-  killed_hosts:
-    description: Hosts the load balancer confirmed out (or, without one, whose stop command succeeded).
-    type: list
-    elements: str
-    default: []
-  unkilled_hosts:
-    description: Hosts that should have been taken out and could not be.
-    type: list
-    elements: str
-    default: []
-  unknown:
-    description: Hosts whose connection was lost during the switch.
-    type: list
-    elements: str
-    default: []
-  rollback_failed:
-    description: Why the rollback could not be verified; empty - it could.
-    type: str
-    default: ""
-  rollback_bad:
-    description: Hosts the rollback could not prove back.
+  left_out:
+    description: Hosts of the fleet this run did not reach (result C(excluded)).
     type: list
     elements: str
     default: []
@@ -86,10 +57,6 @@ options:
     description: The load balancer kind (C(none) words the message for a fleet without one).
     type: str
     default: haproxy
-  reports:
-    description: Release label to the version its service reports, where they differ.
-    type: dict
-    default: {}
   ledger_broken:
     description: Why the ledger could not be written mid-release; empty - it could.
     type: str
@@ -102,10 +69,9 @@ EXAMPLES = r"""
 - name: The release's status
   lockstep.release.outcome:
     version: 2.1.0
-    before: 1.0.0
-    halt: "{{ hostvars['localhost'].ansible_facts.__lockstep_record.halt | default({}) }}"
-    changed: "{{ hostvars['localhost'].ansible_facts.__lockstep_record.changed | default([]) }}"
+    record: "{{ hostvars['localhost'].ansible_facts.__lockstep_record }}"
     census: "{{ census }}"
+    hosts: "{{ groups['app'] }}"
   register: outcome
   delegate_to: localhost
   run_once: true
@@ -144,6 +110,12 @@ lockstep_outcome:
       type: raw
     halted_by:
       description: The halt, or null.
+      type: dict
+    hosts:
+      description:
+        - Each host of I(hosts) - C(before) (its version at preflight), C(after) (what its process reports in the
+          final census), C(phase) (the last phase that changed it) and C(result) (C(released), C(changed),
+          C(rolled_back), C(drained), C(found_dead), C(found_dead_drained), C(excluded) or C(unchanged)).
       type: dict
   sample: {"status": "rolled_back", "failed": true, "found_dead": [], "version_after": "1.0.0", "serving": "1.0.0"}
 msg:

@@ -3,7 +3,7 @@ run that did not succeed exits with (issue 19, item 4: computed by one action, n
 
 from __future__ import annotations
 
-from ansible_collections.lockstep.release.plugins.action.outcome import decide
+from ansible_collections.lockstep.release.plugins.action.outcome import decide, flatten
 
 HALT = {"phase": "rollout", "gate": "wave-2", "host": "h3", "message": "1.0.0 on disk (expected 2.1.0)"}
 PASSED = {"msg": "gate final passed", "lockstep_gate": {"gate": "final", "passed": True, "halted": []}}
@@ -93,3 +93,32 @@ def test_what_could_not_be_taken_out_a_lost_connection_and_a_broken_ledger_are_a
     # A release that completed but lost its ledger still exits non-zero.
     o = outcome(changed=["h1"], ledger_broken="disk full")
     assert (o["status"], o["failed"]) == ("succeeded", True)
+
+
+def test_each_hosts_result_is_decided_with_the_status_from_the_record():
+    states = {h: {"active_version": "1.0.0", "running_version": "1.0.0"} for h in ("h1", "h2", "h3", "h4", "h5")}
+    census = census_of("h4")
+    census["lockstep_gate"]["hosts"] = {h: {"reported_version": "1.0.0"} for h in ("h1", "h2", "h3", "h4")}
+    o = outcome(halt=HALT, changed=["h1", "h2", "h3"], census=census, states=states, killed_hosts=["h3", "h4"],
+                rollback_bad=["h3"], hosts=["h1", "h2", "h3", "h4", "h5"], left_out=["h5"],
+                switches={h: {"switched": True} for h in ("h1", "h2", "h3")},
+                switches_back={h: {"switched": True} for h in ("h1", "h2")})
+    assert o["status"] == "rollback_failed" and o["found_dead"] == ["h4"]
+    assert {h: (r["phase"], r["result"]) for h, r in o["hosts"].items()} == {
+        "h1": ("rollback", "rolled_back"), "h2": ("rollback", "rolled_back"), "h3": ("rollback", "drained"),
+        "h4": ("census", "found_dead_drained"), "h5": ("preflight", "excluded")}
+    assert o["hosts"]["h1"] == {"before": "1.0.0", "after": "1.0.0", "phase": "rollback", "result": "rolled_back"}
+    released = outcome(changed=["h1"], states=states, hosts=["h1", "h2"], switches={"h1": {"switched": True}})
+    assert {h: r["result"] for h, r in released["hosts"].items()} == {"h1": "released", "h2": "unchanged"}
+
+
+def test_the_hosts_changed_are_the_rollbacks_plan_when_halted_and_the_switches_otherwise():
+    switches = {"h1": {"switched": True}, "h2": {"skipped": True}, "h3": {"failed": True, "lockstep_unreachable": True}}
+    args = {"version": "2.1.0", "census": PASSED, "hosts": ["h1", "h2", "h3"], "lb": "haproxy"}
+    clean = flatten(dict(args, record={"before": "1.0.0", "switches": switches, "changed": ["h9"]}))
+    assert clean["changed"] == ["h1", "h3"] and clean["halt"] is None and clean["before"] == "1.0.0"
+    halted = flatten(dict(args, record={"before": "", "switches": switches, "changed": ["h1"], "halt": HALT}))
+    assert halted["changed"] == ["h1"] and halted["before"] is None
+    assert decide(halted)["status"] == "rolled_back"
+    # A record without a field counts it empty: nothing changed, not halted.
+    assert decide(flatten(dict(args, record={})))["status"] == "succeeded"
