@@ -39,6 +39,9 @@ FIELDS = {
                 "releases whose service reports another version than their label: {label: reported}"),
     "inherited": ("list", [], "preflight",
                   "hosts an interrupted run of this release already switched (rolled back with the others)"),
+    "fleet": ("list", [], "preflight",
+              "the hosts the release runs on, in inventory order: the group less the hosts a partial release leaves "
+              "out; every later phase's gates judge these"),
     "excluded": ("list", [], "preflight", "hosts left out of a partial release"),
     "partial": ("bool", False, "preflight", "the release runs on part of the group (lockstep_allow_partial)"),
     "flag_verdict": ("str?", None, "preflight", "the flag-reuse gate's one-line verdict"),
