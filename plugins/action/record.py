@@ -45,7 +45,7 @@ class ActionModule(ActionBase):
                     raise RecordError("%s must be a dict of the record's fields, not %r" % (name, args.get(name)))
             record, kept = apply(current, args.get("set"), args.get("add"), reset=bool(args.get("reset")))
         except RecordError as e:
-            record, _ = apply(current, reset=current is None)
+            record = apply(current, reset=current is None)[0]
             message = "the release record refused a write: %s" % e
             if "halt" not in record:
                 nothing_changed = not record["switches"] and not record["done"] and not record["inherited"]

@@ -86,7 +86,7 @@ class RecordError(ValueError):
 
 def new_record():
     """Every field at its value in a new record; ``halt`` stays absent until the release halts."""
-    return {name: copy.deepcopy(default) for name, (kind, default, _, _) in FIELDS.items() if kind != "halt"}
+    return {name: copy.deepcopy(spec[1]) for name, spec in FIELDS.items() if spec[0] != "halt"}
 
 
 def _is_str(value):
@@ -99,7 +99,7 @@ def check(name, value):
         raise RecordError("the release record has no field %r (fields: %s)" % (name, ", ".join(sorted(FIELDS))))
     kind = FIELDS[name][0]
     ok = {
-        "str": lambda v: _is_str(v),
+        "str": _is_str,
         "str?": lambda v: v is None or _is_str(v),
         # A bool is an int in Python: neither passes for the other.
         "bool": lambda v: isinstance(v, bool),
