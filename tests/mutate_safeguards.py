@@ -148,7 +148,7 @@ MUTATIONS = [
     (
         'rollback',
         'playbooks/release.yml',
-        "      when: ansible_check_mode or (hostvars['localhost'].ansible_facts.__lockstep_record.halt.phase | default('preflight')) == 'preflight'",
+        "      when: ansible_check_mode or (hostvars['localhost'].__lockstep_record.halt.phase | default('preflight')) == 'preflight'",
         '      when: true',
         'test_knight.py::test_knight_morning_rlp_orders_flow_and_none_ever_floods',
         'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
@@ -338,11 +338,11 @@ MUTATIONS = [
         # Its judgement turned into a failure in both directions: back, the host that met it is not switched back.
         '  ansible.builtin.include_role:\n    name: lockstep.release.common\n    tasks_from: halt\n  vars:\n'
         '    __lockstep_halt_gate: switch\n'
-        '    __lockstep_halt_cause: "{{ hostvars[\'localhost\'].ansible_facts.__lockstep_record.lb_step }}"\n  run_once: true\n'
-        "  when: >-\n    hostvars['localhost'].ansible_facts.__lockstep_record.lb_step.lockstep_lb_error is defined and not __lockstep_back\n"
+        '    __lockstep_halt_cause: "{{ hostvars[\'localhost\'].__lockstep_record.lb_step }}"\n  run_once: true\n'
+        "  when: >-\n    hostvars['localhost'].__lockstep_record.lb_step.lockstep_lb_error is defined and not __lockstep_back\n"
         "    and not __lockstep_lb_rehearsal | default(false)",
-        '  ansible.builtin.fail:\n    msg: "{{ hostvars[\'localhost\'].ansible_facts.__lockstep_record.lb_step.msg }}"\n'
-        "  when: hostvars['localhost'].ansible_facts.__lockstep_record.lb_step.lockstep_lb_error is defined",
+        '  ansible.builtin.fail:\n    msg: "{{ hostvars[\'localhost\'].__lockstep_record.lb_step.msg }}"\n'
+        "  when: hostvars['localhost'].__lockstep_record.lb_step.lockstep_lb_error is defined",
         'test_safety_net.py::test_load_balancer_gone_after_the_canary_still_switches_every_host_back',
         'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
     ),
@@ -491,7 +491,7 @@ MUTATIONS = [
         'a halt before smoke ends the play there',
         'playbooks/release.yml',
         "    - name: Lockstep | halted before smoke\n      ansible.builtin.meta: end_play\n"
-        "      when: hostvars['localhost'].ansible_facts.__lockstep_record.halt is defined",
+        "      when: hostvars['localhost'].__lockstep_record.halt is defined",
         "    - name: Lockstep | halted before smoke\n      ansible.builtin.meta: end_play\n      when: false",
         'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[verify]',
     ),
@@ -499,7 +499,7 @@ MUTATIONS = [
         'a halt before watch ends the play there',
         'playbooks/release.yml',
         "    - name: Lockstep | halted before watch, or check mode\n      ansible.builtin.meta: end_play\n"
-        "      when: ansible_check_mode or hostvars['localhost'].ansible_facts.__lockstep_record.halt is defined",
+        "      when: ansible_check_mode or hostvars['localhost'].__lockstep_record.halt is defined",
         "    - name: Lockstep | halted before watch, or check mode\n      ansible.builtin.meta: end_play\n"
         "      when: ansible_check_mode",
         'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[smoke]',
@@ -508,7 +508,7 @@ MUTATIONS = [
         'a halt before the smoke commands ends their play there',
         'playbooks/release.yml',
         "    - name: Lockstep | halted before the smoke commands, or check mode\n      ansible.builtin.meta: end_play\n"
-        "      when: ansible_check_mode or hostvars['localhost'].ansible_facts.__lockstep_record.halt is defined",
+        "      when: ansible_check_mode or hostvars['localhost'].__lockstep_record.halt is defined",
         "    - name: Lockstep | halted before the smoke commands, or check mode\n      ansible.builtin.meta: end_play\n"
         "      when: ansible_check_mode",
         'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[verify]',
@@ -570,7 +570,7 @@ MUTATIONS = [
     (
         'a load balancer step not done halts the wave',
         'roles/rollout/tasks/lb.yml',
-        "  when: >-\n    hostvars['localhost'].ansible_facts.__lockstep_record.lb_step.lockstep_lb_error is defined and not __lockstep_back\n"
+        "  when: >-\n    hostvars['localhost'].__lockstep_record.lb_step.lockstep_lb_error is defined and not __lockstep_back\n"
         "    and not __lockstep_lb_rehearsal | default(false)",
         '  when: false',
         'test_load_balancers.py::test_task_file_load_balancer',
@@ -1366,10 +1366,10 @@ MUTATIONS = [
         'a load balancer that cannot put the rehearsed canary back halts there',
         'roles/rollout/tasks/rehearse.yml',
         "    - name: Rehearsal | halt if the load balancer could not put the canary back\n"
-        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].ansible_facts.__lockstep_record.lb_step.msg }}\"\n"
+        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].__lockstep_record.lb_step.msg }}\"\n"
         "      when: __lockstep_lb_todo",
         "    - name: Rehearsal | halt if the load balancer could not put the canary back\n"
-        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].ansible_facts.__lockstep_record.lb_step.msg }}\"\n"
+        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].__lockstep_record.lb_step.msg }}\"\n"
         "      when: false and __lockstep_lb_todo",
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
     ),
@@ -1387,14 +1387,6 @@ MUTATIONS = [
         '',
         'test_release_clean.py::test_manual_rollback_to_the_previous_release_through_the_same_gates',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
-    ),
-    (
-        'a release starts its own record, whatever a fact cache kept',
-        'roles/preflight/tasks/main.yml',
-        '  lockstep.release.record:\n    reset: true\n',
-        '  lockstep.release.record:\n    reset: false\n',
-        'tests/unit/test_release_in_miniature.py::'
-        'test_a_fact_cache_kept_across_runs_never_carries_one_releases_record_into_the_next',
     ),
     (
         'the release record refuses a value of another type',
@@ -1420,11 +1412,11 @@ MUTATIONS = [
     ),
     (
         'a write the release record refuses halts the release',
-        'plugins/action/record.py',
-        '            if "halt" not in record:',
-        '            if False:',
+        'plugins/module_utils/release_record.py',
+        '        if "halt" not in record:',
+        '        if False:',
         'tests/unit/test_release_record.py::'
-        'test_the_action_writes_the_record_and_halts_the_release_on_a_write_its_schema_refuses',
+        'test_the_filter_writes_the_record_and_halts_the_release_on_a_write_its_schema_refuses',
     ),
     (
         "each host's result says it was rolled back",

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ansible.utils.display import Display
+
+from ansible_collections.lockstep.release.plugins.module_utils.release_record import write
 from ansible_collections.lockstep.release.plugins.plugin_utils.waves import WaveSpecError, serial_list
 
 
@@ -217,6 +220,16 @@ def serial(canary, waves):
         return ["100%"]
 
 
+def record(current, change=None):
+    """The release record after one write (``change``: ``{set, add, reset}``), checked against its schema
+    (plugins/module_utils/release_record.py). Never raises: a refused write halts the release instead, and says so."""
+    change = change or {}
+    new, error = write(current, change.get("set"), change.get("add"), bool(change.get("reset")))
+    if error:
+        Display().warning(error)
+    return new
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -237,4 +250,5 @@ class FilterModule:
             "halt_message": halt_message,
             "host_urls": host_urls,
             "service_addresses": service_addresses,
+            "record": record,
         }

@@ -1,7 +1,8 @@
 # Copyright: lockstep contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The release record: one typed record of a release run, kept on the controller (``hostvars['localhost']``,
-``ansible_facts.__lockstep_record``), written only through ``lockstep.release.record`` and read by every phase.
+"""The release record: one typed record of a release run, kept on the controller (the fact ``__lockstep_record`` of
+``localhost``, set by ``ansible.builtin.set_fact``: a run's own, never cached), written only through the filter
+``lockstep.release.record`` (``write`` below) and read by every phase.
 
 ``FIELDS`` is its schema, the one place a field is declared: its type, its value in a new record and what it means
 (docs/CONTRACTS.md, "The release record", documents each one: a unit test holds the two together). A write that
@@ -178,3 +179,24 @@ def apply(record, set_=None, add=None, reset=False):
     for name, value in new.items():
         check(name, value)
     return new, kept
+
+
+def write(current, set_=None, add=None, reset=False):
+    """The record after one write, never an exception: ``(record, error)``. A write the schema refuses changes
+    nothing in the record but its halt: the release halts on it (gate ``record``; a refusal while no host has
+    changed, a rollback after), or, once halted, the refusal is added to ``rollback_notes``."""
+    try:
+        for name, value in (("set", set_), ("add", add)):
+            if not isinstance(value or {}, dict):
+                raise RecordError("%s must be a dict of the record's fields, not %r" % (name, value))
+        return apply(current, set_, add, reset)[0], None
+    except RecordError as e:
+        record = apply(None if reset or not isinstance(current, dict) else current)[0]
+        message = "the release record refused a write: %s" % e
+        if "halt" not in record:
+            nothing_changed = not record["switches"] and not record["done"] and not record["inherited"]
+            record["halt"] = {"phase": "preflight" if nothing_changed else "rollout", "gate": "record",
+                              "host": "controller", "message": message}
+        else:
+            record["rollback_notes"] = record["rollback_notes"] + [message]
+        return record, message

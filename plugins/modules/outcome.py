@@ -69,7 +69,7 @@ EXAMPLES = r"""
 - name: The release's status
   lockstep.release.outcome:
     version: 2.1.0
-    record: "{{ hostvars['localhost'].ansible_facts.__lockstep_record }}"
+    record: "{{ hostvars['localhost'].__lockstep_record }}"
     census: "{{ census }}"
     hosts: "{{ groups['app'] }}"
   register: outcome

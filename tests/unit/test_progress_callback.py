@@ -41,7 +41,7 @@ PLAYBOOK = """
   tasks:
     - name: Lockstep | nothing to do in this play
       ansible.builtin.meta: end_play
-      when: hostvars['localhost'].ansible_facts.__lockstep_record.halt is defined
+      when: hostvars['localhost'].__lockstep_record.halt is defined
     - name: Stage
       ansible.builtin.include_role:
         name: rollout
@@ -54,7 +54,7 @@ PLAYBOOK = """
   tasks:
     - name: Lockstep | nothing to do in this play
       ansible.builtin.meta: end_play
-      when: hostvars['localhost'].ansible_facts.__lockstep_record.halt is defined
+      when: hostvars['localhost'].__lockstep_record.halt is defined
     - name: Wave
       ansible.builtin.include_role:
         name: rollout
@@ -65,7 +65,7 @@ PLAYBOOK = """
   tasks:
     - name: Lockstep | nothing to do in this play
       ansible.builtin.meta: end_play
-      when: hostvars['localhost'].ansible_facts.__lockstep_record.halt is defined
+      when: hostvars['localhost'].__lockstep_record.halt is defined
     - name: Verify
       ansible.builtin.include_role:
         name: verify
@@ -80,7 +80,7 @@ PLAYBOOK = """
   tasks:
     - name: Lockstep | nothing to do in this play
       ansible.builtin.meta: end_play
-      when: (hostvars['localhost'].ansible_facts.__lockstep_record.halt.phase | default('preflight')) == 'preflight'
+      when: (hostvars['localhost'].__lockstep_record.halt.phase | default('preflight')) == 'preflight'
     - name: Wave back
       ansible.builtin.include_role:
         name: rollout
@@ -101,8 +101,13 @@ PLAYBOOK = """
 ROLES = {
     "preflight": """
 - name: Preflight | start the release record
-  lockstep.release.record:
-    reset: true
+  ansible.builtin.set_fact:
+    __lockstep_record: >-
+      {{ hostvars['localhost'].__lockstep_record | default(none)
+         | lockstep.release.record(__lockstep_write) }}
+  vars:
+    __lockstep_write:
+      reset: true
   delegate_to: localhost
   delegate_facts: true
   run_once: true
@@ -118,15 +123,20 @@ ROLES = {
       run_once: true
   rescue:
     - name: Preflight | refuse the release (nothing has changed)
-      lockstep.release.record:
-        set:
-          halt:
-            phase: preflight
-            gate: "{{ ansible_failed_result.lockstep_gate.gate | default('preflight') }}"
-            host: "{{ ansible_failed_result.lockstep_gate.halted[0].host | default('controller') }}"
-            message: >-
-              {{ ansible_failed_result.lockstep_gate | default({})
-                 | lockstep.release.halt_message(ansible_failed_result.msg) }}
+      ansible.builtin.set_fact:
+        __lockstep_record: >-
+          {{ hostvars['localhost'].__lockstep_record | default(none)
+             | lockstep.release.record(__lockstep_write) }}
+      vars:
+        __lockstep_write:
+          set:
+            halt:
+              phase: preflight
+              gate: "{{ ansible_failed_result.lockstep_gate.gate | default('preflight') }}"
+              host: "{{ ansible_failed_result.lockstep_gate.halted[0].host | default('controller') }}"
+              message: >-
+                {{ ansible_failed_result.lockstep_gate | default({})
+                   | lockstep.release.halt_message(ansible_failed_result.msg) }}
       delegate_to: localhost
       delegate_facts: true
       run_once: true
@@ -201,22 +211,26 @@ ROLES = {
       when: __lockstep_gate.lockstep_gate is defined and not __lockstep_gate.lockstep_gate.passed
   rescue:
     - name: Rollout | halt the release
-      lockstep.release.record:
-        set:
-          halt:
-            phase: rollout
-            gate: "{{ __failed_gate.gate | default(ansible_failed_result.lockstep_check | default('switch')) }}"
-            host: "{{ (__failed_gate.halted | default([{'host': inventory_hostname}]))[0].host }}"
-            message: >-
-              {{ __failed_gate | lockstep.release.halt_message(ansible_failed_result.msg | default('failed')) }}
+      ansible.builtin.set_fact:
+        __lockstep_record: >-
+          {{ hostvars['localhost'].__lockstep_record | default(none)
+             | lockstep.release.record(__lockstep_write) }}
       vars:
+        __lockstep_write:
+          set:
+            halt:
+              phase: rollout
+              gate: "{{ __failed_gate.gate | default(ansible_failed_result.lockstep_check | default('switch')) }}"
+              host: "{{ (__failed_gate.halted | default([{'host': inventory_hostname}]))[0].host }}"
+              message: >-
+                {{ __failed_gate | lockstep.release.halt_message(ansible_failed_result.msg | default('failed')) }}
         __failed_gate: >-
           {{ __lockstep_gate.lockstep_gate
              if (__lockstep_gate.lockstep_gate | default({'passed': true})).passed == false else {} }}
       delegate_to: localhost
       delegate_facts: true
       run_once: true
-      when: hostvars['localhost'].ansible_facts.__lockstep_record.halt is not defined and not back
+      when: hostvars['localhost'].__lockstep_record.halt is not defined and not back
 """,
     "verify": """
 - name: Verify | every host runs the target - {{ version }}
@@ -254,7 +268,7 @@ ROLES = {
          if halted else dict(groups['app'] | zip([version] * 3)) }}
     states: "{{ states_found if halted else states_after }}"
   vars:
-    halted: "{{ hostvars['localhost'].ansible_facts.__lockstep_record.halt is defined }}"
+    halted: "{{ hostvars['localhost'].__lockstep_record.halt is defined }}"
   delegate_to: localhost
   run_once: true
 
@@ -268,7 +282,7 @@ ROLES = {
       lockstep_hosts: "{{ dict(groups['app'] | zip([{'before': before, 'after': before if halt else version,
                           'phase': 'finish', 'result': status}] * 3)) }}"
   vars:
-    halt: "{{ hostvars['localhost'].ansible_facts.__lockstep_record.halt | default({}) }}"
+    halt: "{{ hostvars['localhost'].__lockstep_record.halt | default({}) }}"
     status: "{{ ('refused' if halt.phase == 'preflight' else 'rolled_back') if halt else 'succeeded' }}"
   run_once: true
 
@@ -279,7 +293,7 @@ ROLES = {
       gate {{ halt.gate }} on {{ halt.host }}: {{ halt.message }}{{ '' if halt.phase == 'preflight'
       else ' | every changed host was rolled back to ' ~ before ~ ' and verified' }}
   vars:
-    halt: "{{ hostvars['localhost'].ansible_facts.__lockstep_record.halt | default({}) }}"
+    halt: "{{ hostvars['localhost'].__lockstep_record.halt | default({}) }}"
   run_once: true
   when: halt | length > 0
 """,

@@ -1,6 +1,6 @@
-"""The release record (issue 19, item 4): one typed record of the run, written only through lockstep.release.record,
-checked against the schema in plugins/module_utils/release_record.py and documented field by field in
-docs/CONTRACTS.md."""
+"""The release record (issue 19, item 4): one typed record of the run, written only through the filter
+lockstep.release.record, checked against the schema in plugins/module_utils/release_record.py and documented field by
+field in docs/CONTRACTS.md."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ansible_collections.lockstep.release.plugins.module_utils.release_record im
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-RECORD = "hostvars['localhost'].ansible_facts.__lockstep_record"
+RECORD = "hostvars['localhost'].__lockstep_record"
 
 
 def test_a_new_record_holds_every_field_but_the_halt():
@@ -70,29 +70,32 @@ def test_contracts_documents_every_field_of_the_record_and_no_other():
     assert sorted(documented) == sorted(FIELDS)
 
 
-def test_the_action_writes_the_record_and_halts_the_release_on_a_write_its_schema_refuses(run_play):
-    run_play(
-        ({"lockstep.release.record": {"reset": True}},
-         ["%s.done == []" % RECORD, "%s.halt is not defined" % RECORD]),
-        ({"lockstep.release.record": {"set": {"wave_index": "{{ 0 + 1 }}"}, "add": {"done": ["h1"]}}},
-         ["out is not failed", "out.fields == ['done', 'wave_index']", "%s.wave_index == 1" % RECORD]),
-        # Refused before any host changed: a refusal of gate "record"; the rest of the write is not kept.
-        ({"lockstep.release.record": {"set": {"before": ["1.0.0"], "locked": True}}},
-         ["out is not failed", "'before must be a string or null' in out.lockstep_record_error",
-          "%s.halt.gate == 'record'" % RECORD, "%s.halt.phase == 'rollout'" % RECORD,
-          "not %s.locked" % RECORD]),
+def write(change):
+    """A task that writes the record, as lockstep's roles do."""
+    return {"ansible.builtin.set_fact": {
+        "__lockstep_record": "{{ hostvars['localhost'].__lockstep_record | default(none)"
+                             " | lockstep.release.record(__lockstep_write) }}"}, "vars": {"__lockstep_write": change}}
+
+
+def test_the_filter_writes_the_record_and_halts_the_release_on_a_write_its_schema_refuses(run_play):
+    output = run_play(
+        (write({"reset": True}), ["%s.done == []" % RECORD, "%s.halt is not defined" % RECORD]),
+        (write({"set": {"wave_index": "{{ 0 + 1 }}"}, "add": {"done": ["h1"]}}),
+         ["out is not failed", "%s.wave_index == 1" % RECORD, "%s.done == ['h1']" % RECORD]),
+        # Refused after a host changed: a halt of gate "record"; the rest of the write is not kept.
+        (write({"set": {"before": ["1.0.0"], "locked": True}}),
+         ["out is not failed", "'before must be a string or null' in %s.halt.message" % RECORD,
+          "%s.halt.gate == 'record'" % RECORD, "%s.halt.phase == 'rollout'" % RECORD, "not %s.locked" % RECORD]),
         # Once halted, a refused write is a note for the rollback; the first halt stays.
-        ({"lockstep.release.record": {"set": {"no_such_field": 1}}},
+        (write({"set": {"no_such_field": 1}}),
          ["out is not failed", "%s.halt.gate == 'record'" % RECORD,
           "%s.rollback_notes[-1] is search('no field .no_such_field.')" % RECORD]),
-        ({"lockstep.release.record": {"reset": True, "set": {"halt": "stop"}}},
+        # Before any host changed, a refusal.
+        (write({"reset": True, "set": {"halt": "stop"}}),
          ["out is not failed", "%s.halt.phase == 'preflight'" % RECORD]),
     )
+    assert "the release record refused a write" in output  # said, as a warning
 
 
-def test_the_action_changes_nothing_else_in_check_mode_and_records_all_the_same(run_play):
-    run_play(
-        ({"lockstep.release.record": {"reset": True, "set": {"before": "1.0.0"}}},
-         ["out is not changed", "%s.before == '1.0.0'" % RECORD]),
-        args=("--check",),
-    )
+def test_the_record_is_written_in_check_mode_too(run_play):
+    run_play((write({"reset": True, "set": {"before": "1.0.0"}}), ["%s.before == '1.0.0'" % RECORD]), args=("--check",))
