@@ -636,11 +636,19 @@ MUTATIONS = [
         'test_ledger_callback_secrets.py::test_secrets_are_absent_from_every_output',
     ),
     (
-        'secrets: custom stats scrubbed',
+        'secrets: custom stats scrubbed for the callbacks after the ledger',
         'plugins/plugin_utils/ledger_summary.py',
         '        custom[host] = scrub(custom[host], secrets)',
         '        pass',
+        'tests/unit/test_secrets_at_source.py::test_custom_stats_are_scrubbed_for_the_callbacks_after_the_ledger',
+    ),
+    (
+        "secrets: an action scrubs what the ledger callback met (what set_stats publishes, before any callback)",
+        'plugins/plugin_utils/secrets.py',
+        '    return collector.secrets | (_RUN[0].values if _RUN else set())',
+        '    return collector.secrets',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
+        'tests/unit/test_secrets_at_source.py::test_an_action_scrubs_what_the_ledger_callback_met_before_its_task_began',
     ),
     (
         "secrets: lockstep's own messages scrubbed at the source (stdout)",

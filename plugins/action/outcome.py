@@ -140,6 +140,15 @@ def decide(a):
     }
 
 
+def ledger_artifact(a, status):
+    """``lockstep_ledger`` for AWX's artifacts: the ledger this run writes (the ledger callback names it in the
+    controller's environment, which every worker inherits), the status, and where the records went when it broke;
+    None when no ledger callback runs."""
+    if not a.get("ledger_file") and not a.get("ledger_broken"):
+        return None
+    return {"path": a.get("ledger_file") or None, "status": status, "broken": a.get("ledger_broken") or None}
+
+
 # What the outcome reads of the release record (docs/CONTRACTS.md), and its value when the record lacks it.
 FROM_RECORD = dict(before=None, halt=None, partial=False, first_hosts=[], first_stopped=[], killed_hosts=[],
                    unkilled_hosts=[], unknown=[], rollback_failed="", rollback_bad=[], reports={}, states={},
@@ -173,6 +182,7 @@ class ActionModule(ActionBase):
         left_out=dict(type="list", elements="str", default=[]),
         lb=dict(type="str", default="haproxy"),
         ledger_broken=dict(type="str", default=""),
+        ledger_file=dict(type="str", default=""),
     )
 
     @scrubbed
@@ -180,4 +190,5 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         dummy, a = self.validate_argument_spec(argument_spec=self.ARGS)
         outcome = decide(flatten(a))
+        outcome["ledger"] = ledger_artifact(a, outcome["status"])
         return {"changed": False, "lockstep_outcome": outcome, "msg": outcome["message"]}

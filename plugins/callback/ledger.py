@@ -24,14 +24,16 @@ description:
     C(ORIGINAL_STDOUT_CALLBACK), which its C(awx_display) is built on) and the run is not verbose, that callback
     prints the wave lines (with their steps and gates) and the halt with its reason. This one then prints no wave
     line, and its summary names the gate and host that halted the release without repeating the reason.
-  - Puts C(lockstep_ledger) (path, status, record count) into the run's custom stats (as C(set_stats) would) so
-    AWX shows it in the job's artifacts.
-  - Secrets never reach the ledger, the progress lines, the summary, the JUnit file or the run's custom stats
-    (C(set_stats)) - vault-encrypted values wherever they are defined (inventory host_vars/group_vars, vars files,
-    play vars, extra vars; inline C(!vault) values and files encrypted whole), the values of variables (or dict keys)
-    whose names match O(secret_patterns) from any source, and what a C(no_log) task sets or registers (facts,
-    C(stdout), C(content), C(json)). They are collected once per play from every host's variables; any string
-    containing one has it replaced by C(********). Nothing but the status is taken from a C(no_log) result.
+  - Names its ledger in C(LOCKSTEP_LEDGER_FILE) in the controller's environment; the finish role publishes it
+    (C(lockstep_ledger) in its C(set_stats)) so AWX shows it in the job's artifacts.
+  - Secrets never reach the ledger, the progress lines, the summary or the JUnit file; lockstep's actions scrub
+    their results of the same secrets (those the callback has met included), so what the finish role publishes
+    (C(set_stats)) carries none either - vault-encrypted values wherever they are defined (inventory
+    host_vars/group_vars, vars files, play vars, extra vars; inline C(!vault) values and files encrypted whole), the
+    values of variables (or dict keys) whose names match O(secret_patterns) from any source, and what a C(no_log)
+    task sets or registers (facts, C(stdout), C(content), C(json)). They are collected once per play from every
+    host's variables; any string containing one has it replaced by C(********). Nothing but the status is taken
+    from a C(no_log) result.
   - Keeps the ledger's head (last C(seq) and C(hash)) in an anchor file outside the ledger directory, rewritten
     atomically after every record, so C(bin/lockstep ledger verify) detects a ledger whose tail was cut off. Verify
     looks for the anchor in the anchor directory it is configured with (C(LOCKSTEP_LEDGER_ANCHOR_DIR)), never where
@@ -188,9 +190,7 @@ from ansible_collections.lockstep.release.plugins.plugin_utils.guard import sele
 from ansible_collections.lockstep.release.plugins.plugin_utils.ledger_summary import (
     STATUS_KEYS,
     final_hosts,
-    publish,
     reported,
-    run_stats,
     scrub_custom_stats,
     write_junit,
 )
@@ -231,8 +231,6 @@ class CallbackModule(CallbackBase):
         self._sink = None  # the writer part (plugin_utils/ledger_writer.py), made with the options
         self._secrets = RunSecrets(DEFAULT_SECRET_PATTERNS)  # the secrets part (plugin_utils/secrets.py)
         self._hostvars = None  # the run's hostvars (public: a play's variables), read when a no_log value is set
-        self._stats = None  # the run's stats, see plugin_utils/ledger_summary.py run_stats
-        self._scrub_warned = False
         self._playbook = None
         self._play_name = None
         self._phase = None
@@ -280,29 +278,7 @@ class CallbackModule(CallbackBase):
         self._secrets.collect_no_log(self._hostvars)
         rec = {"event": event, "ts": utc_stamp()}
         rec.update(self._clean(fields))
-        sealed = self._sink.append(rec)
-        self._publish_stats()
-        return sealed
-
-    def _publish_stats(self):
-        """Keep ``lockstep_ledger`` in the run's custom stats current (AWX reads them as the job's artifacts), and
-        every custom stat (the playbook's ``set_stats``) scrubbed of secrets before any callback shows them."""
-        if self._stats is None:
-            self._stats = run_stats()  # one object for the whole run: looked for once
-        stats = self._stats
-        if stats is None or self._sink.writer is None:
-            return
-        self._scrub_stats(stats)
-        publish(stats, {"path": self._sink.path, "status": self._status()[0], "records": self._sink.seq,
-                        "failures": self._failures, "unreachable": self._unreachable})
-
-    def _scrub_stats(self, stats):
-        try:
-            scrub_custom_stats(stats, self._secrets.values)
-        except Exception as ex:
-            if not self._scrub_warned:  # said once: it is tried again at every record
-                self._scrub_warned = True
-                self._display.warning(f"lockstep ledger: could not scrub secrets from the run's custom stats: {ex}")
+        return self._sink.append(rec)
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -440,6 +416,9 @@ class CallbackModule(CallbackBase):
             self._phase = None
 
     def _task_start(self, task):
+        # Before the task's workers fork: they scrub what they return of every secret met so far (plugin_utils/
+        # secrets.py _RUN), a no_log result of the task before among them.
+        self._secrets.collect_no_log(self._hostvars)
         phase = self._phase_of(task)
         self._task_phase[task._uuid] = phase
         if phase != self._phase:
@@ -582,7 +561,6 @@ class CallbackModule(CallbackBase):
             return
         self._finished = True
         self._secrets.collect_no_log(self._hostvars)
-        self._scrub_stats(stats)
         self._reported.update(self._clean(reported(stats)))
         self._leave_phase()
         status, source = self._status()
@@ -618,7 +596,12 @@ class CallbackModule(CallbackBase):
             "ledger_broken": self._sink.broken,
         }
         self._record("release_finished", **summary)
-        self._publish_stats()
+        # For the callbacks after this one: the stdout callback has shown the stats already (what lockstep's finish
+        # role publishes, lockstep_ledger among it, left its action scrubbed at the source).
+        try:
+            scrub_custom_stats(stats, self._secrets.values)
+        except Exception as ex:
+            self._display.warning(f"lockstep ledger: could not scrub secrets from the run's custom stats: {ex}")
         summary = self._clean(summary)
         if self._sink.writer is not None:
             summary["ledger"] = self._sink.path

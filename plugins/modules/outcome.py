@@ -61,6 +61,12 @@ options:
     description: Why the ledger could not be written mid-release; empty - it could.
     type: str
     default: ""
+  ledger_file:
+    description:
+      - The ledger this run writes, as the ledger callback names it (C(LOCKSTEP_LEDGER_FILE) in the controller's
+        environment); empty - no ledger callback runs.
+    type: str
+    default: ""
 extends_documentation_fragment:
   - lockstep.release.controller
 """
@@ -116,6 +122,11 @@ lockstep_outcome:
         - Each host of I(hosts) - C(before) (its version at preflight), C(after) (what its process reports in the
           final census), C(phase) (the last phase that changed it) and C(result) (C(released), C(changed),
           C(rolled_back), C(drained), C(found_dead), C(found_dead_drained), C(excluded) or C(unchanged)).
+      type: dict
+    ledger:
+      description:
+        - What AWX shows as the job's C(lockstep_ledger) artifact - C(path) (I(ledger_file)), C(status) and
+          C(broken) (I(ledger_broken), null when the ledger was written to the end); null when neither is given.
       type: dict
   sample: {"status": "rolled_back", "failed": true, "found_dead": [], "version_after": "1.0.0", "serving": "1.0.0"}
 msg:

@@ -1,15 +1,13 @@
 # Copyright: lockstep contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ledger callback's summary part: what the playbook reported (its ``set_stats``), the per-host rows, the
-release's end record, the JUnit file, and the run's custom stats kept current for AWX."""
+release's end record, the JUnit file, and the run's custom stats scrubbed for the callbacks after the ledger."""
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 
-from ansible.executor.stats import AggregateStats
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.lockstep.release.plugins.module_utils.ledger import scrub
@@ -19,39 +17,13 @@ STATUS_KEYS = ("lockstep_status", "lockstep_version_before", "lockstep_version_a
                "lockstep_hosts", "lockstep_found_dead", "lockstep_rehearsal")
 
 
-def run_stats():
-    """The run's stats (``AggregateStats``), which the playbook's ``set_stats`` fills while it runs.
-
-    The one thing of ansible-core's the ledger reaches for outside its callbacks' arguments: a callback is handed
-    the stats only in ``v2_playbook_on_stats``, after the stdout callback (``default``, or ansible-runner's
-    ``awx_display``, which turns the custom stats into AWX's artifacts) has shown them. Scrubbing a secret out of
-    them, and keeping ``lockstep_ledger`` in AWX's artifacts, must happen before that. Only read and written through
-    AggregateStats' own attributes and methods; nothing here steers the run.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        stats = getattr(frame.f_locals.get("self"), "_stats", None)
-        if isinstance(stats, AggregateStats):
-            return stats
-        frame = frame.f_back
-    return None
-
-
 def scrub_custom_stats(stats, secrets):
-    """Every custom stat (the playbook's ``set_stats``) with no secret in it, before any callback shows it."""
+    """Every custom stat (the playbook's ``set_stats``) with no secret in it, for the callbacks that come after."""
     custom = getattr(stats, "custom", None)
     if not isinstance(custom, dict) or not secrets:
         return
     for host in list(custom):
         custom[host] = scrub(custom[host], secrets)
-
-
-def publish(stats, ledger):
-    """``lockstep_ledger`` in the run's custom stats (AWX reads them as the job's artifacts)."""
-    try:
-        stats.set_custom_stats("lockstep_ledger", ledger)
-    except Exception:  # AWX's copy of what the ledger itself records: never a reason to lose a record
-        pass
 
 
 def reported(stats):

@@ -163,6 +163,13 @@ class Collector:
                 self.walk(value, render)
 
 
+# The ledger callback's secrets of this process's run (its RunSecrets, at most one). Ansible forks each task's worker
+# from the controller's process, so an action's worker starts with every secret the callback had met when its task
+# began: lockstep's actions scrub those too (a no_log task's result quoted by a later message), not only the ones
+# their own task's variables hold. What they return (the finish role's set_stats among it) leaves clean.
+_RUN = []
+
+
 def _render(templar, loader, variables, text):
     return templar(loader=loader, variables=variables).template(text)
 
@@ -177,6 +184,7 @@ class RunSecrets:
         self._collector = Collector(self.patterns, self.values)
         self._plays = set()  # play uuids whose hosts' secrets were collected (serial batches: once)
         self._no_log_pending = []  # (host, task) of no_log results whose registered values are not set yet
+        _RUN[:] = [self]
 
     def add(self, text):
         self.values.add(text)
@@ -260,12 +268,12 @@ DATA_KEYS = frozenset((
 
 def action_secrets(task_vars):
     """The secret values among a task's variables (the ledger's patterns: LOCKSTEP_LEDGER_SECRET_PATTERNS, else its
-    defaults)."""
+    defaults), and those the ledger callback had met when the task began (``_RUN``)."""
     raw = os.environ.get("LOCKSTEP_LEDGER_SECRET_PATTERNS", "")
     patterns = [p.strip() for p in raw.split(",") if p.strip()] or list(DEFAULT_SECRET_PATTERNS)
     collector = Collector(patterns)
     collector.variables(task_vars or {})
-    return collector.secrets
+    return collector.secrets | (_RUN[0].values if _RUN else set())
 
 
 def scrub_text(result, secrets):

@@ -182,8 +182,11 @@ def test_release_job_succeeds_and_reports_its_status_artifact(fleet, tmp_path, m
     assert artifacts["lockstep_version_after"] == "2.1.0" and artifacts["lockstep_halted_by"] is None, artifacts
     assert {h: v["result"] for h, v in artifacts["lockstep_hosts"].items()} == dict.fromkeys(
         ["h1", "h2", "h3"], "released"), artifacts
-    # The ledger went to the project checkout's .lockstep/ledger, and the callback tells AWX where.
+    # The ledger went to the project checkout's .lockstep/ledger, and the release tells AWX where (the finish role
+    # publishes what the ledger callback named).
     assert artifacts["lockstep_ledger"]["path"].startswith(str(tmp_path / "job" / "project" / ".lockstep")), artifacts
+    assert os.path.isfile(artifacts["lockstep_ledger"]["path"]), artifacts
+    assert artifacts["lockstep_ledger"]["status"] == "succeeded" and artifacts["lockstep_ledger"]["broken"] is None
     assert_whole_fleet_on(fleet, "2.1.0")
 
 

@@ -48,10 +48,9 @@ def test_release_under_ansible_runner(tmp_path, monkeypatch):
     assert kinds.count("runner_on_ok") > 10 and "runner_on_failed" in kinds
     stats = next(e for e in events if e["event"] == "playbook_on_stats")
     artifact = stats["event_data"]["artifact_data"]
-    assert artifact["lockstep_status"] == "rolled_back"  # the playbook's set_stats
-    assert artifact["lockstep_ledger"]["path"] == path  # the ledger's, for AWX
-    assert artifact["lockstep_ledger"]["status"] == "rolled_back"
-    assert artifact["lockstep_ledger"]["failures"] == 1
+    # The playbook's set_stats, shown as it published them (lockstep's finish role adds lockstep_ledger:
+    # test_awx.py).
+    assert artifact["lockstep_status"] == "rolled_back"
 
     stdout = r.stdout.read()
     assert "lockstep: wave 2/2 [h2,h3] version 1.1.0: 3/3 hosts done" in stdout

@@ -3,7 +3,7 @@ run that did not succeed exits with (issue 19, item 4: computed by one action, n
 
 from __future__ import annotations
 
-from ansible_collections.lockstep.release.plugins.action.outcome import decide, flatten
+from ansible_collections.lockstep.release.plugins.action.outcome import decide, flatten, ledger_artifact
 
 HALT = {"phase": "rollout", "gate": "wave-2", "host": "h3", "message": "1.0.0 on disk (expected 2.1.0)"}
 PASSED = {"msg": "gate final passed", "lockstep_gate": {"gate": "final", "passed": True, "halted": []}}
@@ -122,3 +122,12 @@ def test_the_hosts_changed_are_the_rollbacks_plan_when_halted_and_the_switches_o
     assert decide(halted)["status"] == "rolled_back"
     # A record without a field counts it empty: nothing changed, not halted.
     assert decide(flatten(dict(args, record={})))["status"] == "succeeded"
+
+
+def test_the_ledger_artifact_names_the_run_s_ledger_and_where_a_broken_one_went():
+    assert ledger_artifact({"ledger_file": "", "ledger_broken": ""}, "succeeded") is None  # no ledger callback
+    assert ledger_artifact({"ledger_file": "/l/a.jsonl", "ledger_broken": ""}, "succeeded") == {
+        "path": "/l/a.jsonl", "status": "succeeded", "broken": None}
+    broken = "disk full; records continue in /tmp/lockstep-ledger-fallback-7.jsonl"
+    assert ledger_artifact({"ledger_file": "/l/a.jsonl", "ledger_broken": broken}, "rolled_back") == {
+        "path": "/l/a.jsonl", "status": "rolled_back", "broken": broken}

@@ -3,7 +3,15 @@ and the data the release acts on (versions, host maps) is never rewritten."""
 
 from __future__ import annotations
 
-from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import action_secrets, scrub_text, scrubbed
+from ansible.executor.stats import AggregateStats
+
+from ansible_collections.lockstep.release.plugins.plugin_utils.ledger_summary import scrub_custom_stats
+from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import (
+    RunSecrets,
+    action_secrets,
+    scrub_text,
+    scrubbed,
+)
 
 TOKEN = "tok-" + "4f1d9a"
 TASK_VARS = {"deploy_api_token": TOKEN, "lockstep_version": "2.1.0", "groups": {"app": ["h1"]}}
@@ -38,3 +46,24 @@ def test_every_action_result_goes_through_it():
 def test_nothing_secret_nothing_changed():
     result = {"msg": "all good", "servers": {"h1": {"serving": True}}}
     assert scrub_text(result, action_secrets({"lockstep_version": "2.1.0"})) == result
+
+
+def test_an_action_scrubs_what_the_ledger_callback_met_before_its_task_began():
+    # A no_log task's stdout is in no variable: only the ledger callback's secrets part knew it, and the action's
+    # worker (forked from the controller) starts with them.
+    fetched = "Fetched" + "Token" + "5521"
+    run = RunSecrets(["*token*"])
+    run.add(fetched)
+    try:
+        assert fetched in action_secrets({"lockstep_version": "2.1.0"})
+        assert scrub_text({"msg": "restart %s" % fetched}, action_secrets({})) == {"msg": "restart ********"}
+    finally:
+        RunSecrets(["*token*"])  # the next run's part, as a new callback starts one
+
+
+def test_custom_stats_are_scrubbed_for_the_callbacks_after_the_ledger():
+    stats = AggregateStats()
+    stats.set_custom_stats("note", "restart --token %s failed" % TOKEN)
+    stats.update_custom_stats("note", {"url": "http://h1/?t=%s" % TOKEN}, "h1")
+    scrub_custom_stats(stats, {TOKEN})
+    assert TOKEN not in str(stats.custom) and "********" in str(stats.custom["_run"])
