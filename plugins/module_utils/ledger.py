@@ -25,10 +25,12 @@ ledger says: the path its first record names is information only.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import hmac
 import json
 import os
+import re
 import stat
 
 FORMAT_VERSION = 1
@@ -467,10 +469,16 @@ def check_anchor(result, ledger_path, anchor=None, directory=None):
 
 # --- secrets -----------------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=16)
+def _secret_names(patterns):
+    """One compiled expression for a tuple of glob patterns (an action walks thousands of names per task)."""
+    return re.compile("|".join(fnmatch.translate(str(p).lower()) for p in patterns)) if patterns else None
+
+
 def is_secret_name(name, patterns):
     """True when a variable name matches one of the (case-insensitive) glob ``patterns``."""
-    lname = str(name).lower()
-    return any(fnmatch.fnmatchcase(lname, str(p).lower()) for p in patterns)
+    matcher = _secret_names(tuple(patterns))
+    return matcher is not None and matcher.match(str(name).lower()) is not None
 
 
 def _collect_strings(value, out):

@@ -152,7 +152,7 @@ def apply(record, set_=None, add=None, reset=False):
     field or merges into a dict field. Returns ``(record, kept)``: ``kept`` names a halt not replaced (the first
     wins). Raises RecordError, leaving ``record`` untouched, on any value the schema refuses."""
     current = new_record() if reset or not isinstance(record, dict) else _plain(record)
-    new = copy.deepcopy(current)
+    new = dict(current)  # _plain built every container anew; a write replaces a field's value, never edits it
     kept = []
     for name, value in (set_ or {}).items():
         value = _typed(name, value)

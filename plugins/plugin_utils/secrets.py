@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover - ansible-core < 2.19
     Origin = VaultedValue = None
 
 MIN_LENGTH = 4
+INTERNAL_PREFIX = "__lockstep_"
 VAULT_HEADER = b"$ANSIBLE_VAULT"
 # Variables Ansible computes for every host (the fleet's names, the play's batches, gathered facts): never secrets,
 # and walking them for every host would cost O(hosts^2).
@@ -155,7 +156,10 @@ class Collector:
     def variables(self, variables, render=None):
         """A host's (or the run's extra) variables: every one but Ansible's own magic variables."""
         for name, value in (variables or {}).items():
-            if name in MAGIC:
+            # lockstep's internal variables (roles' __lockstep_*) hold what its own actions returned, scrubbed at the
+            # source, and what it derived from inputs walked here under their own names; walking them would render
+            # the release record's templates for every task.
+            if name in MAGIC or str(name).startswith(INTERNAL_PREFIX):
                 continue
             if isinstance(name, str) and is_secret_name(name, self.patterns):
                 self.everything(value, render)
