@@ -616,7 +616,7 @@ MUTATIONS = [
     (
         'secrets: secret names from any source',
         'plugins/module_utils/ledger.py',
-        '    return any(fnmatch.fnmatchcase(lname, str(p).lower()) for p in patterns)',
+        '    return matcher is not None and matcher.match(str(name).lower()) is not None',
         '    return False',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),

@@ -40,6 +40,22 @@ def host_failures(hosts, results):
     return out
 
 
+# What the release reads of a deploy call's result once the wave is over: whether the host switched, failed or was
+# lost mid-call, and what it said. Kept per host in the release record, which every later task reads.
+SWITCH_KEYS = ("switched", "changed", "failed", "skipped", "msg", "previous_version", "lockstep_unreachable",
+               "lockstep_never_connected")
+
+
+def switch_outcomes(hosts, results):
+    """``{host: outcome}``: of each host's deploy result (``results`` in the order of ``hosts``; a host without one
+    was not switched: ``{"skipped": true}``), only SWITCH_KEYS."""
+    out = {}
+    for host, res in _paired(hosts, results):
+        res = res if res is not None else {"skipped": True}
+        out[host] = {k: res[k] for k in SWITCH_KEYS if k in res}
+    return out
+
+
 def switched_hosts(results, hosts):
     """Hosts whose ``current`` symlink their deploy call moved (even if the call failed afterwards), and hosts whose
     connection dropped during the call: nobody knows whether they switched, so they count as changed. ``results``:
@@ -238,6 +254,7 @@ class FilterModule:
             "host_failures": host_failures,
             "expect_versions": expect_versions,
             "switched_hosts": switched_hosts,
+            "switch_outcomes": switch_outcomes,
             "unknown_hosts": unknown_hosts,
             "lb_managed": lb_managed,
             "lb_track": lb_track,

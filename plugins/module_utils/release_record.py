@@ -64,9 +64,12 @@ FIELDS = {
     "done": ("list", [], "rollout", "hosts of the waves that passed their gate"),
     "wave_index": ("int", 0, "rollout", "waves done (an after_wave hook reads it as lockstep_waves_done)"),
     "switches": ("map", {}, "rollout, once per wave",
-                 "host -> what its deploy call returned forward (a failed call's too; a host not switched: its "
-                 "skipped result): the rollback's plan, its judgement and the outcome per host read it"),
-    "switches_back": ("map", {}, "rollback waves, once per wave", "host -> what its deploy call returned back"),
+                 "host -> what its deploy call did forward (a failed call's too; a host not switched: "
+                 "`{\"skipped\": true}`), only `switched`, `changed`, `failed`, `skipped`, `msg`, `previous_version`, "
+                 "`lockstep_unreachable`, `lockstep_never_connected` (filter `switch_outcomes`): the rollback's "
+                 "plan, its judgement and the outcome per host read it"),
+    "switches_back": ("map", {}, "rollback waves, once per wave",
+                      "host -> what its deploy call did back (the same fields)"),
     "changed": ("list", [], "rollback (plan)",
                 "hosts the release changed, computed once before the first wave back"),
     "unknown": ("list", [], "rollback (plan)", "hosts whose connection was lost mid-switch: assumed changed"),

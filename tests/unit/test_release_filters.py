@@ -11,6 +11,7 @@ from ansible_collections.lockstep.release.plugins.filter.lockstep import (
     host_urls,
     pending_hosts,
     previous_release,
+    switch_outcomes,
     switched_hosts,
 )
 
@@ -125,3 +126,16 @@ def test_host_urls():
     hv = {"h1": {"lockstep_service_url": "http://10.0.0.1:8080/"}, "h2": {"lockstep_service_url": "http://h2"}}
     assert host_urls(hv, ["h1", "h2"], "/version") == {"h1": "http://10.0.0.1:8080/version",
                                                        "h2": "http://h2/version"}
+
+
+def test_switch_outcomes_keep_what_the_release_reads_and_a_host_not_switched_is_skipped():
+    full = {"switched": True, "changed": True, "previous_version": "1.0.0", "msg": "active",
+            "lockstep_state": {"releases": ["1.0.0", "2.1.0"]}, "state_snapshot": {"x": 1},
+            "invocation": {"module_args": {"version": "2.1.0"}}}
+    lost = {"failed": True, "msg": "connection lost", "lockstep_unreachable": True}
+    out = switch_outcomes(["h1", "h2", "h3"], [full, lost, None])
+    assert out == {"h1": {"switched": True, "changed": True, "previous_version": "1.0.0", "msg": "active"},
+                   "h2": {"failed": True, "msg": "connection lost", "lockstep_unreachable": True},
+                   "h3": {"skipped": True}}
+    # what the rollback's plan and the outcome read of them is unchanged
+    assert switched_hosts(out, ["h1", "h2", "h3"]) == ["h1", "h2"]
