@@ -44,6 +44,7 @@ MAGIC = frozenset((
     "inventory_dir", "inventory_file", "ansible_config_file", "ansible_version", "ansible_playbook_python",
     "ansible_check_mode", "ansible_diff_mode", "ansible_forks", "ansible_inventory_sources", "ansible_run_tags",
     "ansible_skip_tags", "ansible_verbosity", "ansible_collection_name", "ansible_search_path", "environment",
+    "vars",  # every variable again, each already walked under its own name
 ))
 
 
@@ -160,6 +161,11 @@ class Collector:
             # source, and what it derived from inputs walked here under their own names; walking them would render
             # the release record's templates for every task.
             if name in MAGIC or str(name).startswith(INTERNAL_PREFIX):
+                continue
+            if name == "ansible_delegated_vars" and isinstance(value, Mapping):
+                # A delegated task's other host: its own variables, magic ones left out as for any host.
+                for delegated in value.values():
+                    self.variables(delegated if isinstance(delegated, Mapping) else {}, render)
                 continue
             if isinstance(name, str) and is_secret_name(name, self.patterns):
                 self.everything(value, render)

@@ -67,3 +67,11 @@ def test_custom_stats_are_scrubbed_for_the_callbacks_after_the_ledger():
     stats.update_custom_stats("note", {"url": "http://h1/?t=%s" % TOKEN}, "h1")
     scrub_custom_stats(stats, {TOKEN})
     assert TOKEN not in str(stats.custom) and "********" in str(stats.custom["_run"])
+
+
+def test_a_delegated_tasks_other_host_is_walked_and_ansibles_copy_of_every_variable_is_not():
+    become = "Sudo" + "Pass" + "9931"
+    secrets = action_secrets({"ansible_delegated_vars": {"lb1": {"ansible_become_password": become,
+                                                                  "hostvars": {"h1": {"x": "y"}}}},
+                              "vars": {"deploy_api_token": "never-walked-twice"}, "deploy_api_token": TOKEN})
+    assert become in secrets and TOKEN in secrets
