@@ -5,6 +5,8 @@ task on the controller, where Ansible's own check of a role's arguments costs a 
 
 from __future__ import annotations
 
+import json
+
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
@@ -14,8 +16,12 @@ def check(spec, base, hosts):
     message once, naming its hosts unless every host has it."""
     validator = ArgumentSpecValidator(spec)
     found = {}
+    checked = {}  # hosts that set the same values (most set none of their own) are checked once
     for host, own in hosts.items():
-        for message in validator.validate(dict(base, **own)).error_messages:
+        key = json.dumps(own, sort_keys=True, default=repr)
+        if key not in checked:
+            checked[key] = validator.validate(dict(base, **own)).error_messages
+        for message in checked[key]:
             found.setdefault(message, []).append(host)
     return [message if len(names) == len(hosts) else "%s (%s)" % (message, ", ".join(names))
             for message, names in found.items()]
