@@ -96,7 +96,7 @@ def test_inventory_secrets_are_absent_from_every_output(tmp_path):
     # (the no_log fact, derived from a vaulted value, is scrubbed whole)
     assert "smoke command 'echo restart refused for ******** / ******** / ******** >&2; exit 3' exited 3: " \
         "restart refused for ******** / ******** / ********" in fallback_text
-    assert "lockstep: wave 1/1 [h1] version 1.1.0+********: 1/3 hosts done" in callback_lines
+    assert "lockstep: wave 1/1 [h1] version 1.1.0+********.********: 1/3 hosts done" in callback_lines
     assert "halted by gate smoke on host h1: gate smoke halted the release on h1: smoke check 'health with a token' " \
         "failed: GET http://127.0.0.1:9/health?auth=********: " in summary
     # published from the restart's result, scrubbed at the source before any callback ran: the no_log result too,
