@@ -13,6 +13,7 @@ import os
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.lockstep.release.plugins.module_utils.release_record import slim_states
 from ansible_collections.lockstep.release.plugins.plugin_utils.flags import conflicts, declared
 from ansible_collections.lockstep.release.plugins.plugin_utils.gates import gate_result, service_versions
 from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import scrubbed
@@ -224,7 +225,7 @@ class ActionModule(ActionBase):
                              lb=a["lb"] if a["lb_servers"] is not None else "none")
         result["before_version"] = before
         result["befores"] = befores
-        result["states"] = a["states"]  # the release record keeps them (states): the one read of each host
+        result["states"] = slim_states(a["states"])  # the release record's: the one read of each host
         # What each host runs now: the baseline's smoke checks and a refusal's census expect exactly this.
         result["found"] = {h: (st.get("running") or {}).get("version") or st.get("active_version")
                            for h, st in reporting.items()}

@@ -16,6 +16,10 @@ import copy
 RECORD_FACT = "__lockstep_record"
 PHASES = ("preflight", "rollout", "verify", "smoke", "watch", "rollback", "finish")
 HALT_KEYS = ("phase", "gate", "host", "message")
+# Of each host's release state (lockstep.release.state), what the record keeps: what its readers use (the waves'
+# pending hosts, --check, the outcome's version before). The whole state (its releases, flags, process) is ~80 values
+# a host, and every write of the record is a walk of all of it in each worker that makes one.
+STATE_KEYS = ("active_version", "consistent", "running_version")
 
 # name: (type, value in a new record, written by, what). Types: "str", "str?" (a string or null), "bool", "int",
 # "list" (of host or server names), "strings" (list of sentences), "versions" (host -> version or null),
@@ -31,8 +35,9 @@ FIELDS = {
     "befores": ("versions", {}, "preflight",
                 "host -> version it goes back to on a halt: the one place \"the version before\" is computed"),
     "states": ("map", {}, "preflight",
-               "host -> its release state as preflight read it (lockstep.release.state): the one read of each host "
-               "the waves (pending_hosts), --check and the outcome per host use"),
+               "host -> its release state as preflight read it (lockstep.release.state), only `active_version`, "
+               "`consistent` and `running_version` (null: not read): the one read of each host the waves "
+               "(pending_hosts), --check and the outcome per host use"),
     "found": ("versions", {}, "preflight",
               "host -> version its process runs now (baseline smoke, a refusal's census, the wave gates' untouched "
               "hosts)"),
@@ -91,6 +96,12 @@ class RecordError(ValueError):
 def new_record():
     """Every field at its value in a new record; ``halt`` stays absent until the release halts."""
     return {name: copy.deepcopy(spec[1]) for name, spec in FIELDS.items() if spec[0] != "halt"}
+
+
+def slim_states(states):
+    """``states`` (host -> release state or None) as the record keeps them: ``STATE_KEYS`` of each."""
+    return {h: ({k: st.get(k) for k in STATE_KEYS} if isinstance(st, dict) else None)
+            for h, st in (states or {}).items()}
 
 
 def _is_str(value):
