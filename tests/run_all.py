@@ -36,7 +36,7 @@ def beside(pytest_args, log, results):
     nice = ["nice", "-n", "10"]
     steps = [
         ("lint", [*nice, "make", "--no-print-directory", "lint-only"]),
-        ("tests without the fleet", [PYTEST, "-q", "-m", "not fleet", "tests", *pytest_args]),
+        ("tests without the fleet", [PYTEST, "-q", "--durations=30", "-m", "not fleet", "tests", *pytest_args]),
         ("safeguard mutations", [*nice, PYTHON, os.path.join("tests", "mutate_safeguards.py"), "--ci"]),
     ]
     for name, cmd in steps:
