@@ -561,6 +561,14 @@ MUTATIONS = [
         'test_dead_controller.py::test_sigkill_mid_release_then_lock_break_and_rerun_converges',
     ),
     (
+        'without a load balancer, a host not proven back is stopped',
+        'roles/rollback/tasks/main.yml',
+        "      when: lockstep_lb == 'none' and inventory_hostname in __lockstep_rb_bad and lockstep_stop_command | length > 0",
+        "      when: false",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_without_a_load_balancer_a_host_the_rollback_cannot_prove_back_is_stopped',
+    ),
+    (
         'a halted first release stops its hosts',
         'roles/rollback/tasks/main.yml',
         '      when: inventory_hostname in __lockstep_first and lockstep_stop_command | length > 0',

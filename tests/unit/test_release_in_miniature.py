@@ -347,6 +347,17 @@ def test_a_previous_release_that_does_not_serve_after_the_new_one_ran_halts_at_t
     assert fleet.hosts["h1"].running() == BEFORE, run
 
 
+def test_without_a_load_balancer_a_host_the_rollback_cannot_prove_back_is_stopped(fleet):
+    """No load balancer to take it out of (lockstep_lb: none): h1, which cannot start the previous release once the
+    new one ran there, is stopped by the rollback, and the summary says it was taken out."""
+    fleet.hosts["h1"].trouble(refuse_after={BEFORE: TARGET})
+    run = fleet.run(lockstep_lb="none")
+    assert run.rc == 2 and status(run) == "rollback_failed", run
+    assert fleet.hosts["h1"].running() is None, run
+    assert [fleet.hosts[h].running() for h in HOSTS[1:]] == [BEFORE] * 3, run
+    assert run.mine(r"^h1\s+%s\s+\S+\s+rollback\s+drained$" % BEFORE.replace(".", r"\.")), run
+
+
 def test_a_lock_that_cannot_be_given_back_is_said_and_every_host_still_runs_its_after_release_hook(fleet, tmp_path):
     # The run's outcome cannot be written next to the lock (a directory is in its way): giving the lock back fails.
     (tmp_path / "lock" / "app.lock.outcome" / "in-the-way").mkdir(parents=True)
