@@ -334,15 +334,14 @@ MUTATIONS = [
     ),
     (
         'rollback goes on without the load balancer',
-        'roles/rollout/tasks/lb.yml',
-        # Its judgement turned into a failure in both directions: back, the host that met it is not switched back.
-        '  ansible.builtin.include_role:\n    name: lockstep.release.common\n    tasks_from: halt\n  vars:\n'
-        '    __lockstep_halt_gate: switch\n'
-        '    __lockstep_halt_cause: "{{ hostvars[\'localhost\'].__lockstep_record.lb_step }}"\n  run_once: true\n'
-        "  when: >-\n    hostvars['localhost'].__lockstep_record.lb_step.lockstep_lb_error is defined and not __lockstep_back\n"
-        "    and not __lockstep_lb_rehearsal | default(false)",
+        'roles/common/tasks/lb_result.yml',
+        # A step not done made a failure in both directions: back, the host that met it is not switched back.
+        '  delegate_to: localhost\n  delegate_facts: true\n  run_once: true\n',
+        '  delegate_to: localhost\n  delegate_facts: true\n  run_once: true\n\n'
+        '- name: Load balancer | a step not done fails\n'
         '  ansible.builtin.fail:\n    msg: "{{ hostvars[\'localhost\'].__lockstep_record.lb_step.msg }}"\n'
-        "  when: hostvars['localhost'].__lockstep_record.lb_step.lockstep_lb_error is defined",
+        '  run_once: true\n'
+        "  when: hostvars['localhost'].__lockstep_record.lb_step.lockstep_lb_error is defined\n",
         'test_safety_net.py::test_load_balancer_gone_after_the_canary_still_switches_every_host_back',
         'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
     ),
@@ -577,10 +576,9 @@ MUTATIONS = [
     ),
     (
         'a load balancer step not done halts the wave',
-        'roles/rollout/tasks/lb.yml',
-        "  when: >-\n    hostvars['localhost'].__lockstep_record.lb_step.lockstep_lb_error is defined and not __lockstep_back\n"
-        "    and not __lockstep_lb_rehearsal | default(false)",
-        '  when: false',
+        'roles/common/tasks/lb_result.yml',
+        "                     if __lockstep_lb_halt_gate | default('') | length > 0\n",
+        "                     if false\n",
         'test_load_balancers.py::test_task_file_load_balancer',
         'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
     ),
@@ -1363,18 +1361,20 @@ MUTATIONS = [
     (
         'the rehearsal drains the canary before switching it back',
         'roles/rollout/tasks/rehearse.yml',
-        '        __lockstep_lb_state: drained\n        __lockstep_lb_rehearsal: true\n      run_once: true\n'
-        '      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
-        '        __lockstep_lb_state: drained\n        __lockstep_lb_rehearsal: true\n      run_once: true\n      when: false',
+        '        __lockstep_lb_op: drained\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
+        '      run_once: true\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
+        '        __lockstep_lb_op: drained\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
+        '      run_once: true\n      when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         'the rehearsal puts the canary back, and a load balancer that cannot halts there',
         'roles/rollout/tasks/rehearse.yml',
-        '        __lockstep_lb_state: ready\n        __lockstep_lb_rehearsal: true\n      run_once: true\n'
-        '      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
-        '        __lockstep_lb_state: ready\n        __lockstep_lb_rehearsal: true\n      run_once: true\n      when: false',
+        '        __lockstep_lb_op: ready\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
+        '      run_once: true\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
+        '        __lockstep_lb_op: ready\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
+        '      run_once: true\n      when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -60,15 +61,27 @@ def action_of(task):
     return keys[0]
 
 
+def own_files(role, name):
+    """The task files of ``role`` a name may be: itself, or for a name templated around a literal part (``lb_{{
+    lockstep_lb }}.yml``) every file it can render to. A name that is all template is the operator's (a hook)."""
+    if "{{" not in name:
+        return [name]
+    pattern = re.sub(r"\{\{.*?\}\}", "*", name)
+    if pattern.strip("*") in ("", ".yml"):
+        return []
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "roles", role, "tasks", pattern)))
+
+
 def included(task, role):
-    """``(role, file)`` of a static include of lockstep's own task files, or None (a user's hook, say)."""
-    if "ansible.builtin.include_tasks" in task:
-        name = task["ansible.builtin.include_tasks"]
-        return None if "{{" in str(name) else (role, name)
+    """``[(role, file), ...]`` that an include of lockstep's own task files may include, or [] (a user's hook, say)."""
+    for action in ("ansible.builtin.include_tasks", "ansible.builtin.import_tasks"):
+        if action in task:
+            return [(role, n) for n in own_files(role, str(task[action]))]
     target = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role")
     if isinstance(target, dict) and str(target.get("name", "")).startswith("lockstep.release."):
-        return target["name"].rsplit(".", 1)[1], "%s.yml" % target.get("tasks_from", "main")
-    return None
+        included_role = target["name"].rsplit(".", 1)[1]
+        return [(included_role, n) for n in own_files(included_role, "%s.yml" % target.get("tasks_from", "main"))]
+    return []
 
 
 def unprotected(tasks, path, protected=False, role=None, follow=None, once=False):
@@ -84,13 +97,13 @@ def unprotected(tasks, path, protected=False, role=None, follow=None, once=False
             yield from unprotected(task.get("always"), path, protected, role, follow, inner)
             continue
         action = action_of(task)
-        target = included(task, role)
-        if target and follow:
+        targets = included(task, role)
+        for target in targets if follow else []:
             # A run_once include includes its tasks for one host only: a failure among them is that host's.
             yield from follow(target[0], target[1], protected)
         args = task[action] if isinstance(task[action], dict) else {}
         # An include of the operator's own task file (a hook: its name is a template) can fail like any task.
-        operators = action == "ansible.builtin.include_tasks" and "{{" in str(task[action])
+        operators = action == "ansible.builtin.include_tasks" and not targets
         if (action in REPORTING and not operators) or args.get("halt") is False:
             continue
         if protected and not (once or task.get("run_once")):
@@ -113,15 +126,19 @@ def release_tasks():
             yield from unprotected(yaml.safe_load(f), path, protected, role, follow)
 
     for role in PHASES:
-        if os.path.exists(os.path.join(REPO, "roles", role, "tasks", "main.yml")):
-            yield from follow(role, "main.yml", False)
+        # Every entry point a role declares (main, and for common the load balancer interface's lb).
+        with open(os.path.join(REPO, "roles", role, "meta", "argument_specs.yml")) as f:
+            entries = yaml.safe_load(f)["argument_specs"]
+        for entry in entries:
+            if os.path.exists(os.path.join(REPO, "roles", role, "tasks", "%s.yml" % entry)):
+                yield from follow(role, "%s.yml" % entry, False)
     for path in PLAYBOOKS:
         with open(os.path.join(REPO, path)) as f:
             for play in yaml.safe_load(f):
                 for task in play.get("tasks") or []:
-                    target = included(task, None)
-                    if target and target[0] in PHASES:
-                        yield from follow(target[0], target[1], False)
+                    for target in included(task, None):
+                        if target[0] in PHASES:
+                            yield from follow(target[0], target[1], False)
     # Every task file of the phases is reached from an entry point: none escapes the scan.
     files = {(role, os.path.basename(p)) for role in PHASES
              for p in glob.glob(os.path.join(REPO, "roles", role, "tasks", "*.yml"))}
