@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
+from conftest import _clean_env
 from test_release_preflight import FLEET, preflight
 
 from ansible_collections.lockstep.release.plugins.filter.lockstep import lb_result
@@ -82,3 +86,30 @@ def test_each_mode_needs_its_own_inputs_before_any_host(run_play, tmp_path):
             "out is not failed", "'load balancer: none' in out.lockstep_plan.summary",
             "'lock on localhost' in out.lockstep_plan.summary"]),
     )
+
+
+def test_the_documented_entry_point_does_one_step_as_the_phases_do(tmp_path):
+    """``tasks_from: lb``, the entry point ansible-doc documents, includes the file lockstep's phases include
+    (``lb_<lockstep_lb>``): one step, its answer in the release record, for a task-file load balancer and for none."""
+    mine = tmp_path / "mylb.yml"
+    mine.write_text(json.dumps([{"name": "my load balancer answers",
+                                 "ansible.builtin.set_fact": {"lockstep_lb_backends": {"a": "DRAIN", "b": "UP"}}}]))
+    step = {"ansible.builtin.include_role": {"name": "lockstep.release.common", "tasks_from": "lb"},
+            "vars": {"lockstep_lb_tasks": str(mine), "__lockstep_lb_op": "drained", "__lockstep_lb_servers": ["a"]}}
+    show = {"ansible.builtin.debug": {"msg": "STEP {{ hostvars['localhost'].__lockstep_record.lb_step | to_json }}"},
+            "run_once": True}
+    (tmp_path / "play.yml").write_text(json.dumps([
+        {"name": mode, "hosts": "app", "gather_facts": False, "vars": {"lockstep_lb": mode}, "tasks": [step, show]}
+        for mode in ("tasks", "none")]))
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "children": {"app": {"hosts": {"a": {}, "b": {}}}}, "hosts": {"localhost": {}}}}))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "hosts.yml",
+                           "play.yml"], capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+                          env=_clean_env(str(tmp_path)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    steps = [json.loads(line.split("STEP ", 1)[1].rstrip('"').replace('\\"', '"'))
+             for line in proc.stdout.splitlines() if '"STEP ' in line]
+    assert [s["lb"] for s in steps] == ["tasks", "none"], proc.stdout
+    assert steps[0]["servers"]["a"] == {"status": "DRAIN", "serving": False} and "lockstep_lb_error" not in steps[0]
+    assert steps[1]["servers"] == {} and "nothing drained" in steps[1]["msg"], steps[1]
