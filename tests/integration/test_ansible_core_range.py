@@ -73,15 +73,23 @@ def build_venv(version):
     need, as requirements.txt pins them; pip of the development virtualenv installs into it (no pip bootstrap)."""
     path = os.path.join(VENVS, "ansible-core-%s" % version)
     spec = ["ansible-core==%s" % version] + [pin(n) for n in ("prometheus-client", "PyYAML", "pytest")]
+    # What they pull in at the versions requirements.txt pins, but ansible-core and resolvelib (each ansible-core
+    # sets resolvelib's range): a dependency's new release must not change a run on an older core either.
+    pins = sorted(p for p in re.findall(r"^(\S+==\S+)$", requirements(), re.M)
+                  if p.split("==")[0].lower() not in ("ansible-core", "resolvelib"))
     stamp = os.path.join(path, ".installed")
-    if os.path.exists(stamp) and open(stamp).read() == " ".join(spec):
+    if os.path.exists(stamp) and open(stamp).read() == " ".join(spec + pins):
         return path
     subprocess.run([sys.executable, "-m", "venv", "--clear", "--without-pip", path], check=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", os.path.join(path, "bin", "python"), "install",
-                           "-q", *spec], capture_output=True, text=True, timeout=600)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as constraints:
+        constraints.write("\n".join(pins) + "\n")
+        constraints.flush()
+        proc = subprocess.run([sys.executable, "-m", "pip", "--python", os.path.join(path, "bin", "python"),
+                               "install", "-q", "-c", constraints.name, *spec],
+                              capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(stamp, "w") as f:
-        f.write(" ".join(spec))
+        f.write(" ".join(spec + pins))
     return path
 
 
