@@ -25,7 +25,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$$(grep -m1 '^pip==' requirements.txt)"
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
