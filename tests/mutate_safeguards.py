@@ -346,6 +346,14 @@ MUTATIONS = [
         'tests/unit/test_release_in_miniature.py::test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canary_still_goes_back',
     ),
     (
+        'HAProxy away from the lock keeps the run record in its own task',
+        'roles/common/vars/main.yml',
+        "{{ '_lock_elsewhere' if lockstep_lb == 'haproxy'",
+        "{{ '' if lockstep_lb == 'haproxy'",
+        'test_remote_lock.py::test_the_lock_on_another_host_refuses_a_second_controller_and_keeps_the_guard_silent',
+        'tests/unit/test_load_balancer_interface.py::test_haproxy_away_from_the_lock_keeps_the_run_record_in_a_task_of_its_own',
+    ),
+    (
         'a wave changes only the hosts not already on the release',
         'plugins/filter/lockstep.py',
         '        if not (state.get("active_version") == version and state.get("consistent")):',

@@ -113,3 +113,34 @@ def test_the_documented_entry_point_does_one_step_as_the_phases_do(tmp_path):
     assert [s["lb"] for s in steps] == ["tasks", "none"], proc.stdout
     assert steps[0]["servers"]["a"] == {"status": "DRAIN", "serving": False} and "lockstep_lb_error" not in steps[0]
     assert steps[1]["servers"] == {} and "nothing drained" in steps[1]["msg"], steps[1]
+
+
+def test_haproxy_away_from_the_lock_keeps_the_run_record_in_a_task_of_its_own(tmp_path):
+    """The step's file (roles/common/vars/main.yml) as each role that includes a step sees it: HAProxy on the lock's
+    host keeps the run record in its own call; on another host (the lock elsewhere; without a load balancer group,
+    which only the interface's entry point meets, HAProxy's task runs on localhost) the run record needs its task,
+    or the record next to the lock never learns what this run drained."""
+    cases = [("haproxy", "lb", None, "haproxy"), ("haproxy", "lb", "a", "haproxy_lock_elsewhere"),
+             ("haproxy", "nolb", None, "haproxy"), ("haproxy", "nolb", "a", "haproxy_lock_elsewhere"),
+             ("tasks", "lb", "a", "tasks"), ("none", "lb", "a", "none")]
+    load = {"ansible.builtin.include_role": {"name": "lockstep.release.common", "tasks_from": "lb_none",
+                                             "public": True},
+            "vars": {"__lockstep_lb_op": "query"}}
+    plays = []
+    for lb, group, lock, _ in cases:
+        play_vars = {"lockstep_lb": lb, "lockstep_lb_group": group, **({"lockstep_lock_host": lock} if lock else {})}
+        plays.append({"name": "case", "hosts": "localhost", "gather_facts": False, "vars": play_vars,
+                      "tasks": [load, {"ansible.builtin.debug": {"msg": "FILE {{ __lockstep_lb_file }}."}}]})
+    (tmp_path / "play.yml").write_text(json.dumps(plays))
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "children": {"app": {"hosts": {"a": {}}}, "lb": {"hosts": {"lbhost": {}}}}, "hosts": {"localhost": {}}}}))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "hosts.yml",
+                           "play.yml"], capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+                          env=_clean_env(str(tmp_path)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    chosen = [line.split("FILE ", 1)[1].split(".", 1)[0] for line in proc.stdout.splitlines() if '"FILE ' in line]
+    assert chosen == [want for *_, want in cases], proc.stdout
+    for _, _, _, name in cases:
+        assert os.path.exists(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+            __file__)))), "roles", "common", "tasks", "lb_%s.yml" % name)), name
