@@ -15,6 +15,7 @@ Then the first release succeeds, the lock on h1 is gone, and ``lock show`` says 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,6 +82,11 @@ def test_the_lock_on_another_host_refuses_a_second_controller_and_keeps_the_guar
         held = lock_show(second_home, inv)
         assert held.returncode == 0, held.stdout + held.stderr
         assert "no release lock held" not in held.stdout and "h1" in held.stdout, held.stdout
+        # The run record is kept next to the lock, on h1, though HAProxy runs elsewhere: what a controller that
+        # dies here leaves for the next run to put back.
+        lock = json.loads(fleet.exec("h1", "cat", LOCK, check=True).stdout)
+        run_record = json.loads(fleet.exec("h1", "cat", LOCK + ".run", check=True).stdout)
+        assert run_record["run_id"] == lock["run_id"] and run_record["version"] == "2.1.0", (run_record, lock)
 
         second = finish(second_home, start(second_home, inv, "2.1.0"))
         assert second.rc != 0 and second.status == "refused", second
