@@ -354,6 +354,15 @@ MUTATIONS = [
         'tests/unit/test_load_balancer_interface.py::test_haproxy_away_from_the_lock_keeps_the_run_record_in_a_task_of_its_own',
     ),
     (
+        "the kill switch's load balancer step runs once for the play",
+        'roles/killswitch/tasks/main.yml',
+        "    __lockstep_lb_wait: false\n  # Once for the play: a step is the load balancer's, never one per host (an operator's task file run from every\n  # host at once would race with itself).\n  run_once: true\n",
+        "    __lockstep_lb_wait: false\n",
+        # The behavioural test (the AWX workflow's halt, its task-file load balancer run from every host at once)
+        # fails only when the race is lost: the structure test is the one that always fails.
+        'tests/unit/test_release_structure.py::test_every_load_balancer_step_runs_once_for_the_play',
+    ),
+    (
         'a wave changes only the hosts not already on the release',
         'plugins/filter/lockstep.py',
         '        if not (state.get("active_version") == version and state.get("consistent")):',

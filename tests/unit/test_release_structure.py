@@ -200,3 +200,31 @@ def test_a_rescue_does_not_save_the_batch_of_a_failed_run_once_task(tmp_path):
     out = run({"name": "fails", "ansible.builtin.include_tasks": "fails.yml"})
     assert '"rescued a"' in out and '"rescued b"' not in out, out
     assert all('"later %s"' % h in out for h in "abc"), out
+
+
+def lb_steps(tasks):
+    """Every task of ``tasks`` (blocks and rescues walked) that includes a load balancer step's file."""
+    for task in tasks or []:
+        for part in ("block", "rescue", "always"):
+            yield from lb_steps(task.get(part))
+        target = task.get("ansible.builtin.include_role") or {}
+        own = task.get("ansible.builtin.include_tasks") or ""
+        if str(target.get("tasks_from", "") if isinstance(target, dict) else "").startswith("lb") or \
+                str(own).startswith("lb_"):
+            yield task
+
+
+def test_every_load_balancer_step_runs_once_for_the_play():
+    """A load balancer step is the load balancer's, not a host's: included run_once, its tasks run for one host. Left
+    per host (the kill switch's, the audit's and resume's were, for a while), an operator's task file ran from every
+    host at once and raced with itself (seen: the AWX workflow's halt failing on a half-written state). Inside, a
+    task file's own tasks must not be run_once themselves: a failing run_once task drops its batch (above)."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(REPO, "roles", "*", "tasks", "*.yml"))):
+        with open(path) as f:
+            for task in lb_steps(yaml.safe_load(f)):
+                found.append((os.path.relpath(path, REPO), task.get("name")))
+                assert task.get("run_once") is True, found[-1]
+    assert len(found) >= 12, found  # the waves' two, the rehearsal's two, the rollback's two, preflight, finish, ...
+    with open(os.path.join(REPO, "roles", "common", "tasks", "lb_tasks.yml")) as f:
+        assert "run_once" not in json.dumps(yaml.safe_load(f)), "lb_tasks.yml: a failing run_once task drops its batch"
