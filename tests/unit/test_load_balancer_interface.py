@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from conftest import _clean_env
+from conftest import REPO, _clean_env
 from test_release_preflight import FLEET, preflight
 
 from ansible_collections.lockstep.release.plugins.filter.lockstep import lb_result
@@ -142,5 +142,4 @@ def test_haproxy_away_from_the_lock_keeps_the_run_record_in_a_task_of_its_own(tm
     chosen = [line.split("FILE ", 1)[1].split(".", 1)[0] for line in proc.stdout.splitlines() if '"FILE ' in line]
     assert chosen == [want for *_, want in cases], proc.stdout
     for _, _, _, name in cases:
-        assert os.path.exists(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-            __file__)))), "roles", "common", "tasks", "lb_%s.yml" % name)), name
+        assert os.path.exists(os.path.join(REPO, "roles", "common", "tasks", "lb_%s.yml" % name)), name
