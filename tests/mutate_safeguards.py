@@ -532,8 +532,8 @@ MUTATIONS = [
     (
         "the wave gate's judgement halts the release",
         'roles/rollout/tasks/main.yml',
-        '      when: not __lockstep_back and not (__lockstep_gate.lockstep_gate.passed | default(true))',
-        '      when: false',
+        "             if __lockstep_passed | bool\n",
+        "             if true\n",
         'test_release_halts.py::test_wave_gate_catches_a_host_that_drifts_back_mid_release',
         'tests/unit/test_release_in_miniature.py::'
         'test_a_host_that_stops_after_its_wave_halts_the_next_waves_gate_and_no_later_wave_starts',

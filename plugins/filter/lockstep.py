@@ -200,6 +200,19 @@ def halt_message(gate, fallback):
     return halted[0].get("message", fallback) + (" (and %d more: %s)" % (len(more), ", ".join(more)) if more else "")
 
 
+def judgement(cause, phase, gate, host):
+    """The release record's ``halt`` for a gate or step that did not pass, the one judgement of every phase
+    (roles/common/tasks/halt.yml, and the rollout wave's end, which writes it with the wave's count): the gate that
+    halted (the gate's report's name, else a deploy check's, else ``gate``), its first halted host (else ``host``,
+    the host that met the failure) and the reason. ``cause``: the gate's registered result, or a failed task's."""
+    cause = cause or {}
+    failed_gate = cause.get("lockstep_gate") or {}
+    halted = failed_gate.get("halted") or [{"host": host}]
+    return {"phase": phase, "gate": failed_gate.get("gate") or cause.get("lockstep_check") or gate,
+            "host": halted[0].get("host") or host,
+            "message": halt_message(failed_gate, cause.get("msg") or "failed")}
+
+
 def expect_versions(hosts, done, target, before):
     """Expected version per host: ``target`` for hosts in ``done``, ``before`` (one version, or a map of host to
     version) for the others."""
@@ -265,6 +278,7 @@ class FilterModule:
             "pending_hosts": pending_hosts,
             "previous_release": previous_release,
             "halt_message": halt_message,
+            "judgement": judgement,
             "host_urls": host_urls,
             "service_addresses": service_addresses,
             "record": record,

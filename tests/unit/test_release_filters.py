@@ -9,6 +9,7 @@ from ansible_collections.lockstep.release.plugins.filter.lockstep import (
     host_failures,
     host_results,
     host_urls,
+    judgement,
     pending_hosts,
     previous_release,
     switch_outcomes,
@@ -20,7 +21,7 @@ HOSTS = ["h1", "h2", "h3", "h4"]
 
 def test_all_filters_are_registered():
     assert set(FilterModule().filters()) >= {"host_results", "host_failures", "expect_versions", "switched_hosts",
-                                             "pending_hosts", "previous_release", "host_urls"}
+                                             "pending_hosts", "previous_release", "host_urls", "judgement"}
 
 
 @pytest.fixture
@@ -139,3 +140,15 @@ def test_switch_outcomes_keep_what_the_release_reads_and_a_host_not_switched_is_
                    "h3": {"skipped": True}}
     # what the rollback's plan and the outcome read of them is unchanged
     assert switched_hosts(out, ["h1", "h2", "h3"]) == ["h1", "h2"]
+
+
+def test_the_judgement_names_the_gate_its_first_halted_host_and_why_else_the_host_that_met_the_failure():
+    gate = {"lockstep_gate": {"gate": "wave-2", "passed": False,
+                              "halted": [{"host": "h3", "message": "h3 runs 1.0.0"}, {"host": "h4"}]}}
+    assert judgement(gate, "rollout", "switch", "h2") == {
+        "phase": "rollout", "gate": "wave-2", "host": "h3", "message": "h3 runs 1.0.0 (and 1 more: h4)"}
+    # A host's own failed task: a deploy check names the gate, else the one the caller gives; the host is its own.
+    assert judgement({"failed": True, "msg": "health 503", "lockstep_check": "health"}, "rollout", "switch", "h1") == {
+        "phase": "rollout", "gate": "health", "host": "h1", "message": "health 503"}
+    assert judgement({}, "verify", "verify", "h1") == {
+        "phase": "verify", "gate": "verify", "host": "h1", "message": "failed"}
