@@ -28,13 +28,13 @@ from release_helpers import REPO, Run, assert_whole_fleet_on, env, records_in, r
 LOCK = "/run/lockstep-release.lock"
 
 
-def team_inventory(fleet, tmp_path):
+def team_inventory(fleet, tmp_path, lock_host="h1"):
     inv = tmp_path / "inventory"
     (inv / "group_vars").mkdir(parents=True)
     shutil.copy(fleet.inventory, inv / "hosts.yml")
     with open(os.path.join(REPO, "inventory", "local", "group_vars", "all.yml")) as f:
         group_vars = yaml.safe_load(f)
-    group_vars.update(lockstep_artifact_dir=os.path.join(REPO, "artifacts"), lockstep_lock_host="h1",
+    group_vars.update(lockstep_artifact_dir=os.path.join(REPO, "artifacts"), lockstep_lock_host=lock_host,
                       lockstep_lock_path=LOCK)
     (inv / "group_vars" / "all.yml").write_text(yaml.safe_dump(group_vars, sort_keys=False))
     return inv
@@ -100,3 +100,26 @@ def test_the_lock_on_another_host_refuses_a_second_controller_and_keeps_the_guar
     assert not os.path.exists(os.path.join(fleet.dir, "lockstep-release.lock")), "a lock on the controller"
     free = lock_show(second_home, inv)
     assert free.returncode == 0 and "no release lock held" in free.stdout, free.stdout + free.stderr
+
+
+def test_the_lock_host_lost_after_the_canary_halts_the_release_and_the_canary_still_goes_back(fleet, tmp_path):
+    """The lock's host goes dark after the canary (its sshd stopped): every load balancer step keeps the run record
+    there, so the next wave's drain cannot, and the lock cannot be given back. Each is that step's error (the
+    actions' guard, plugin_utils/guard.py), never the batch's host dropped as unreachable, which would leave the
+    switched canary out of the rollback: the wave halts before any of its hosts switches, the canary goes back (its
+    steps note the lost record and go on), the run says the lock is stuck, and it exits 2, never 4. Seen failing
+    without the guard: exit 4, rollback_failed."""
+    fleet.up(hosts=4, version="1.0.0")
+    inv = team_inventory(fleet, tmp_path, lock_host="h4")
+    home = controller(tmp_path, "job")
+    dark = home / "after_wave.yml"
+    dark.write_text("- name: Test hook - the lock's host goes dark right after the canary\n"
+                    "  ansible.builtin.command: %s sshd h4 stop\n"
+                    "  delegate_to: localhost\n  run_once: true\n  changed_when: true\n"
+                    "  when: lockstep_waves_done | int == 1\n" % os.path.join(REPO, "bin", "fleet"))
+    run = finish(home, start(home, inv, "2.1.0", extra={"lockstep_hooks": {"after_wave": str(dark)}}))
+    assert run.rc == 2, "a host dropped as Ansible-unreachable (exit 4), or no halt: %s" % run
+    assert run.status == "rolled_back", run
+    assert "RELEASE LOCK NOT GIVEN BACK" in run.out, run
+    fleet.sshd("h4", "start")
+    assert_whole_fleet_on(fleet, "1.0.0")
