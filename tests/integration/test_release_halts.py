@@ -233,4 +233,10 @@ def test_wave_gate_catches_a_host_that_drifts_back_mid_release(fleet, tmp_path):
 """)
     run = release(tmp_path, "2.1.0", extra={"lockstep_hooks": {"after_wave": drift}})
     assert_halted(run, "rolled_back", "wave-2", "h1")
+    # Halted by that gate, not by a later one: no host of the last wave was ever switched.
+    halted_by = [r for r in run.records if r.get("event") == "release_finished"][-1]["halted_by"]
+    assert (halted_by["gate"], halted_by["host"]) == ("wave-2", "h1"), halted_by
+    switched = {r.get("host") for r in run.records if r.get("event") == "host_state" and r.get("phase") == "rollout"
+                and "switch, restart" in r.get("task", "")}
+    assert not {"h3", "h4"} & switched, switched
     assert_whole_fleet_on(fleet, "1.0.0")
