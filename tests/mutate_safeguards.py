@@ -36,6 +36,14 @@ MUTATIONS = [
         'tests/unit/test_release_preflight.py::test_serving_load_balancer_backend_unknown_to_the_inventory_refuses',
     ),
     (
+        'a load balancer that does not answer at preflight refuses',
+        'plugins/action/preflight.py',
+        '        if a["lb_error"]:',
+        '        if False:',
+        'test_safety_net.py::test_load_balancer_that_does_not_answer_at_preflight_refuses_before_anything_changes',
+        'tests/unit/test_release_preflight.py::test_a_load_balancer_that_does_not_answer_refuses',
+    ),
+    (
         'running-version check',
         'plugins/modules/deploy.py',
         'ok = st["consistent"] and st["active_version"] == version and run["version"] == version',
@@ -610,8 +618,8 @@ MUTATIONS = [
     (
         'no load balancer: said in the preflight gate',
         'plugins/action/preflight.py',
-        '        if a["lb_servers"] is None:\n            warnings.append(',
-        '        if False:\n            warnings.append(',
+        '        elif a["lb_servers"] is None:\n            warnings.append(',
+        '        elif False:\n            warnings.append(',
         'test_load_balancers.py::test_no_load_balancer',
         'tests/unit/test_load_balancer_interface.py::test_without_a_load_balancer_the_gate_says_there_is_no_second_source',
     ),

@@ -71,6 +71,7 @@ class ActionModule(ActionBase):
         errors=dict(type="dict", default={}),
         lb=dict(type="str", default="haproxy"),
         lb_servers=dict(type="dict"),
+        lb_error=dict(type="str"),
         lb_addresses=dict(type="dict", default={}),
         manifest=dict(type="dict", required=True),
         min_free_bytes=dict(type="int", default=0),
@@ -115,8 +116,12 @@ class ActionModule(ActionBase):
                 halted.append((host, why + " (fleet-completeness; a partial release needs lockstep_allow_partial "
                                            "and lockstep_partial_reason)"))
 
-        # 2. Second source of truth: whatever the load balancer sends traffic to must be a host of the group.
-        if a["lb_servers"] is None:
+        # 2. Second source of truth: whatever the load balancer sends traffic to must be a host of the group. A load
+        # balancer that does not answer is no source: which hosts serve traffic cannot be known, and no wave could be
+        # drained, so nothing may change.
+        if a["lb_error"]:
+            halted.append(("controller", "%s (load-balancer)" % a["lb_error"]))
+        elif a["lb_servers"] is None:
             warnings.append("no load balancer (lockstep_lb: %s): nothing is drained, and which hosts serve traffic has "
                             "no second source; the inventory alone says which hosts make the fleet" % a["lb"])
         else:

@@ -52,6 +52,11 @@ options:
         implementation). Omitted when there is no load balancer; the serving-backend check then has no second
         source, and the gate's message says so.
     type: dict
+  lb_error:
+    description:
+      - The load balancer's error when it did not answer the query (its step's C(lockstep_lb_error)). Refuses the
+        release (C(load-balancer)), since which hosts serve traffic cannot be known and no wave could be drained.
+    type: str
   lb_addresses:
     description:
       - Host name to the C(ip:port) its backend server must point at (from its service URL). A backend entry named

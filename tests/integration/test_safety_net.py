@@ -107,6 +107,22 @@ def test_load_balancer_gone_after_the_canary_still_switches_every_host_back(flee
     assert set(lb_status(fleet).values()) == {"UP"}
 
 
+def test_load_balancer_that_does_not_answer_at_preflight_refuses_before_anything_changes(fleet, tmp_path):
+    """No answer from the load balancer is no second source of which hosts serve traffic: refused, nothing staged."""
+    fleet.up(hosts=3, version="1.0.0")
+    sock = fleet.haproxy_socket
+    os.rename(sock, sock + ".away")
+    try:
+        run = release(tmp_path, "2.1.0")
+    finally:
+        os.rename(sock + ".away", sock)
+    assert_halted(run, "refused", "(load-balancer)")
+    finished = [r for r in run.records if r.get("event") == "release_finished"][-1]
+    assert (finished["halted_by"]["gate"], finished["halted_by"]["host"]) == ("preflight", "controller"), finished
+    assert_whole_fleet_on(fleet, "1.0.0")
+    assert fleet.exec("h1", "ls", "/srv/order-router/releases").stdout.split() == ["1.0.0"]
+
+
 def test_host_vanishing_in_the_middle_of_its_switch_is_changed_unknown(fleet, tmp_path):
     """The canary's ssh session dies inside `deploy state=active` and its sshd stays down: lockstep cannot know
     whether it switched, so it assumes it did: out of the load balancer, everything else back, rollback_failed."""

@@ -126,6 +126,16 @@ def test_serving_load_balancer_backend_unknown_to_the_inventory_refuses(run_play
     )
 
 
+def test_a_load_balancer_that_does_not_answer_refuses(run_play):
+    run_play((preflight(lb_servers={}, lb_error="haproxy: cannot reach the runtime API socket /run/haproxy.sock"), [
+        "out is failed",
+        "out.lockstep_gate.halted | length == 1",
+        "out.lockstep_gate.halted[0].host == 'controller'",
+        "out.lockstep_gate.halted[0].message == 'haproxy: cannot reach the runtime API socket /run/haproxy.sock "
+        "(load-balancer)'",
+    ]))
+
+
 def test_mixed_fleet_refuses_unless_allowed(run_play):
     mixed = {"h1": host_state("2.0.0"), "h2": host_state("2.0.0"), "h3": host_state("1.0.0")}
     run_play(

@@ -45,7 +45,6 @@ ALLOWED = {
     (PREFLIGHT, "Preflight | the release's input, checked for every host"): REFUSAL,
     (PREFLIGHT, "Preflight | plan - check inputs on the controller before any host is contacted"): REFUSAL,
     (PREFLIGHT, "Preflight | take the fleet's release lock"): REFUSAL,
-    (PREFLIGHT, "Preflight | the load balancer must answer"): REFUSAL,
     (PREFLIGHT, "Preflight | fleet completeness, load balancer, integrity, disk and mixed-fleet gates"): REFUSAL,
     (PREFLIGHT, "Preflight | baseline - the fleet as it is passes the smoke checks"): REFUSAL,
 }
