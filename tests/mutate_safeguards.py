@@ -1396,22 +1396,21 @@ MUTATIONS = [
     (
         'the rehearsal puts the canary back, and a load balancer that cannot halts there',
         'roles/rollout/tasks/rehearse.yml',
-        '        __lockstep_lb_op: ready\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
-        '      run_once: true\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
-        '        __lockstep_lb_op: ready\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
-        '      run_once: true\n      when: false',
+        '            __lockstep_lb_op: ready\n            __lockstep_lb_keep_record: true\n'
+        '            __lockstep_lb_track: true\n'
+        '          run_once: true\n          when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
+        '            __lockstep_lb_op: ready\n            __lockstep_lb_keep_record: true\n'
+        '            __lockstep_lb_track: true\n'
+        '          run_once: true\n          when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         'a load balancer that cannot put the rehearsed canary back halts there',
         'roles/rollout/tasks/rehearse.yml',
-        "    - name: Rehearsal | halt if the load balancer could not put the canary back\n"
-        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].__lockstep_record.lb_step.msg }}\"\n"
-        "      when: __lockstep_lb_todo",
-        "    - name: Rehearsal | halt if the load balancer could not put the canary back\n"
-        "      ansible.builtin.fail:\n        msg: \"{{ hostvars['localhost'].__lockstep_record.lb_step.msg }}\"\n"
-        "      when: false and __lockstep_lb_todo",
+        # The put-back's own write is its judgement: without its gate, a canary left out only halts later.
+        "            __lockstep_lb_halt_gate: rehearsal\n            __lockstep_lb_op: ready\n",
+        "            __lockstep_lb_halt_gate: ''\n            __lockstep_lb_op: ready\n",
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
     ),
     (
