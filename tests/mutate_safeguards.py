@@ -44,6 +44,18 @@ MUTATIONS = [
         'tests/unit/test_release_preflight.py::test_a_load_balancer_that_does_not_answer_refuses',
     ),
     (
+        'the switch runs on ansible-core 2.16-2.18 (its condition parses there)',
+        'roles/rollout/tasks/main.yml',
+        "        ((inventory_hostname in __lockstep_switch_back) if __lockstep_back\n"
+        "         else ({inventory_hostname: __lockstep_preflight_state.lockstep_state | default({})}\n"
+        "               | lockstep.release.pending_hosts([inventory_hostname], lockstep_version) | length > 0))\n",
+        "        (inventory_hostname in __lockstep_switch_back) if __lockstep_back\n"
+        "         else ({inventory_hostname: __lockstep_preflight_state.lockstep_state | default({})}\n"
+        "               | lockstep.release.pending_hosts([inventory_hostname], lockstep_version) | length > 0)\n",
+        'test_ansible_core_range.py::test_release_and_halt_on_each_supported_ansible_core',
+        'tests/unit/test_conditions_parse.py::test_every_shipped_condition_parses_on_the_older_cores',
+    ),
+    (
         'running-version check',
         'plugins/modules/deploy.py',
         'ok = st["consistent"] and st["active_version"] == version and run["version"] == version',
