@@ -1396,24 +1396,22 @@ MUTATIONS = [
         'test_the_rollback_rehearsal_is_planned_said_when_off_and_skipped_on_a_first_release',
     ),
     (
-        'the rehearsal drains the canary before switching it back',
-        'roles/rollout/tasks/rehearse.yml',
-        '        __lockstep_lb_op: drained\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
-        '      run_once: true\n      when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
-        '        __lockstep_lb_op: drained\n        __lockstep_lb_keep_record: true\n        __lockstep_lb_track: true\n'
-        '      run_once: true\n      when: false',
+        "the canary stays out of service from its wave's drain to the end of its rehearsal",
+        'roles/rollout/tasks/main.yml',
+        '      when: __lockstep_lb_todo | length > 0 and not __lockstep_rehearse_next | bool\n',
+        '      when: __lockstep_lb_todo | length > 0\n',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         'the rehearsal puts the canary back, and a load balancer that cannot halts there',
         'roles/rollout/tasks/rehearse.yml',
-        '            __lockstep_lb_op: ready\n            __lockstep_lb_keep_record: true\n'
-        '            __lockstep_lb_track: true\n'
-        '          run_once: true\n          when: __lockstep_lb_todo | intersect(__lockstep_rh_hosts) | length > 0',
-        '            __lockstep_lb_op: ready\n            __lockstep_lb_keep_record: true\n'
-        '            __lockstep_lb_track: true\n'
-        '          run_once: true\n          when: false',
+        '        __lockstep_lb_op: ready\n        __lockstep_lb_keep_record: true\n'
+        '        __lockstep_lb_track: true\n'
+        '      run_once: true\n      when: __lockstep_lb_todo | length > 0',
+        '        __lockstep_lb_op: ready\n        __lockstep_lb_keep_record: true\n'
+        '        __lockstep_lb_track: true\n'
+        '      run_once: true\n      when: false',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
@@ -1421,8 +1419,8 @@ MUTATIONS = [
         'a load balancer that cannot put the rehearsed canary back halts there',
         'roles/rollout/tasks/rehearse.yml',
         # The put-back's own write is its judgement: without its gate, a canary left out only halts later.
-        "            __lockstep_lb_halt_gate: rehearsal\n            __lockstep_lb_op: ready\n",
-        "            __lockstep_lb_halt_gate: ''\n            __lockstep_lb_op: ready\n",
+        "        __lockstep_lb_halt_gate: rehearsal\n        __lockstep_lb_op: ready\n",
+        "        __lockstep_lb_halt_gate: ''\n        __lockstep_lb_op: ready\n",
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
     ),
     (

@@ -119,7 +119,7 @@ def test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_pr
     seen = []
 
     def fault():
-        # While the canary switches back, HAProxy sends it nothing: the rehearsal drained it first.
+        # While the canary switches back, HAProxy sends it nothing: it is still drained from its wave.
         seen.append(lb_status(fleet))
         os.rename(sock, sock + ".away")
 
@@ -132,7 +132,8 @@ def test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_pr
     assert seen[0]["h1"].split()[0] == "DRAIN", seen
     assert code == 2, out
     assert "halted by gate rehearsal on h1" in out and "lockstep rolled_back" in out, out
-    # Every host on 1.0.0, proven; the canary, drained for the rehearsal, stays out until an operator puts it back.
+    # Every host on 1.0.0, proven; the canary, drained through the rehearsal, stays out until an operator puts it
+    # back.
     assert_whole_fleet_on(fleet, "1.0.0")
     servers = lb_status(fleet)
     assert servers.pop("h1").split()[0] == "DRAIN", servers

@@ -173,16 +173,21 @@ class HAProxy:
         rows = [dict(zip(head, line.split(), strict=False)) for line in lines[2:] if line.strip()]
         return {r["srv_name"]: int(r["srv_admin_state"]) for r in rows}
 
-    def watch(self):
-        """Sample every server's admin state until ``stop_watching``: what was taken out together."""
+    def watch(self, probe=None):
+        """Sample every server's admin state until ``stop_watching``: what was taken out together. With ``probe``,
+        ``probed`` pairs each sample with what ``probe()`` returned just before it."""
         stop = threading.Event()
+        self.probed = []
 
         def loop():
             while not stop.is_set():
+                seen = probe() if probe else None
                 try:
                     self.samples.append(self.admin())
                 except OSError:
                     pass
+                else:
+                    self.probed.append((self.samples[-1], seen))
                 time.sleep(0.01)
 
         thread = threading.Thread(target=loop, daemon=True)
@@ -269,7 +274,7 @@ def episodes(samples, server):
 
 
 def test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not(fleet):
-    fleet.lb.watch()
+    fleet.lb.watch(probe=fleet.hosts["h1"].running)
     run = fleet.run()
     fleet.lb.stop_watching()
     assert run.rc == 0 and status(run) == "succeeded", run
@@ -277,10 +282,18 @@ def test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rol
     # The canary went back to the previous release and forward again before wave 2; the others switched once.
     assert fleet.hosts["h1"].history() == [BEFORE, TARGET, BEFORE, TARGET], run
     assert [fleet.hosts[h].history() for h in HOSTS[1:]] == [[BEFORE, TARGET]] * 3, run
-    # Out of service: the canary alone, twice (its wave, its rehearsal), then each wave alone; all back at the end.
+    # Out of service: the canary alone, once (from its wave's drain to the rehearsal's end: it never served the
+    # release before its gate and rehearsal passed), then each wave alone; all back at the end.
     assert fleet.lb.out_together() == {frozenset(), frozenset({"h1"}), frozenset({"h2", "h3"}),
                                        frozenset({"h4"})}, run
-    assert episodes(fleet.lb.samples, "h1") == 2, run
+    assert episodes(fleet.lb.samples, "h1") == 1, run
+    # Seen as it happened: while the canary ran the previous release again (the rehearsal), HAProxy held it out.
+    rehearsing, ran_target = [], False
+    for admin, running in fleet.lb.probed:
+        ran_target = ran_target or running == TARGET
+        if ran_target and running == BEFORE:
+            rehearsing.append(admin["h1"])
+    assert rehearsing and all(rehearsing), run
     assert fleet.lb.admin() == dict.fromkeys(HOSTS, 0), run
 
     back = fleet.run("rollback.yml", lockstep_version=None)
@@ -307,7 +320,8 @@ def test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves(fleet
     assert fleet.lb.admin() == {"h1": 0, "h2": 0, "h3": 0, "h4": 1}, run
     # Back in the rollout's waves: h2 stayed out from its wave until its wave back, never put back in between.
     assert episodes(fleet.lb.samples, "h2") == 1, run
-    assert episodes(fleet.lb.samples, "h1") == 3, run
+    # The canary: out once for its wave and rehearsal, once for its wave back.
+    assert episodes(fleet.lb.samples, "h1") == 2, run
     # The ledger records the waves back (the rollout's wave task file, run backwards) as the rollback phase.
     assert phase_runs(fleet) == ["preflight", "rollout", "rollback", "finish"], run
 
