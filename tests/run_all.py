@@ -5,10 +5,12 @@
   one fleet. Its output is streamed as it runs. The fleet tests that assert a reaction time (marker `quiet`) run
   last, once the other line has ended: on 2 cores, its load is not the fault they time.
 - The other line: the lint (`make lint-only`), every test that needs no fleet (unit tests, localhost releases, the
-  sanity test: `pytest -m "not fleet"`), then the safeguard mutations (`tests/mutate_safeguards.py --ci`, which edit
-  a scratch copy of the repository, never the tree the fleet tests read). A release on the fleet leaves part of the
-  two cores idle (waits on HAProxy, on services starting); this line fills it. Its output is kept and printed
-  whole at the end, and one line says when each of its steps ends.
+  sanity test: `pytest -m "not fleet and not other_cores"`), the safeguard mutations (`tests/mutate_safeguards.py
+  --ci`, which edit a scratch copy of the repository, never the tree the fleet tests read), then the unit tests on
+  every other supported ansible-core (`pytest -m other_cores`). A release on the fleet leaves part of the two cores
+  idle (waits on HAProxy, on services starting); this line fills it, and its last step the core the fleet line
+  alone would leave idle at its end. Its output is kept and printed whole at the end, and one line says when each of
+  its steps ends.
 
 Both lines always run to the end, so one run shows every failure; make test fails if any step failed.
 Run from the repository root with the virtualenv built (`make setup`): `.venv/bin/python tests/run_all.py
@@ -30,14 +32,18 @@ PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 
 
 def beside(pytest_args, log, results):
-    # The lint and the mutations run at a lower priority: the fleet line is the longer one, and on 2 cores they take
-    # what it leaves idle instead of slowing it down. Their verdicts do not depend on time (a mutation's test that
-    # fails for want of CPU still fails); the tests without the fleet keep their priority, some of them time a step.
+    # The lint, the mutations and the other cores' unit tests run at a lower priority: the fleet line is the longer
+    # one, and on 2 cores they take what it leaves idle instead of slowing it down. Their verdicts do not depend on
+    # time (a mutation's test that fails for want of CPU still fails); the tests without the fleet keep their
+    # priority, some of them time a step.
     nice = ["nice", "-n", "10"]
     steps = [
         ("lint", [*nice, "make", "--no-print-directory", "lint-only"]),
-        ("tests without the fleet", [PYTEST, "-q", "--durations=30", "-m", "not fleet", "tests", *pytest_args]),
+        ("tests without the fleet", [PYTEST, "-q", "--durations=30", "-m", "not fleet and not other_cores", "tests",
+                                     *pytest_args]),
         ("safeguard mutations", [*nice, PYTHON, os.path.join("tests", "mutate_safeguards.py"), "--ci"]),
+        ("unit tests on the other ansible-cores", [*nice, PYTEST, "-q", "-m", "other_cores", "tests/integration",
+                                                   *pytest_args]),
     ]
     for name, cmd in steps:
         start = time.monotonic()
@@ -49,6 +55,8 @@ def beside(pytest_args, log, results):
         except Exception as e:  # a step that cannot even start is a failed step, never a missing one
             log.write("%s could not run: %r\n" % (name, e))
             rc = 1
+        if rc == 5 and pytest_args and PYTEST in cmd:
+            rc = 0  # nothing collected: the caller's own selection (-k) left this step's tests out
         results.append((name, rc))
         print("\n[beside the fleet tests] %s: %s in %.0f s" % (name, "ok" if rc == 0 else "FAILED (exit %d)" % rc,
                                                               time.monotonic() - start), flush=True)
@@ -68,9 +76,10 @@ def main(pytest_args):
         # Nothing collected is a failure, unless the caller's own selection (-k) left these tests out.
         fleet = fleet or (0 if quiet == 5 and pytest_args else quiet)
         log.seek(0)
-        sys.stdout.write("\n===== beside the fleet tests: lint, tests without the fleet, safeguard mutations =====")
+        sys.stdout.write("\n===== beside the fleet tests: lint, tests without the fleet, safeguard mutations, "
+                         "the other cores' unit tests =====")
         sys.stdout.write(log.read())
-    if len(results) < 3:  # the second line died before every step said how it ended
+    if len(results) < 4:  # the second line died before every step said how it ended
         results.append(("beside the fleet (died)", 1))
     results.insert(0, ("fleet tests", fleet))
     print("\n===== make test =====")

@@ -6,7 +6,7 @@ The versions are named once, in requirements.txt: the development pin (`ansible-
 each). For each of those this file builds `.venvs/ansible-core-X/` (all at once, reused while the pins are
 unchanged) and runs there:
 - the unit tests that touch ansible-core (all of tests/unit but VERSION_INDEPENDENT and DEV_CORE_ONLY), the three
-  versions at once and in the background, beside the releases below (collected by the last test);
+  versions at once (the last test, which needs no fleet: `make test` runs it beside the fleet tests);
 - on a fleet of 4 hosts on 1.0.0 (canary, then one wave), a clean release of 2.1.0 and a release of 2.2.0 halted
   by its smoke check and rolled back, with the ledger's report checked against what every host really runs (a
   report that contradicts the fleet was the failure seen on 2.16 and 2.18); on the oldest also a refusal.
@@ -117,10 +117,9 @@ def venvs():
 
 @pytest.fixture(scope="module")
 def unit_runs(venvs):
-    """The unit tests that touch ansible-core, on every other supported version at once, started in the background
-    as soon as the virtualenvs are there: they run while this file's releases wait for the fleet and run (a
-    release keeps about one core of two busy). ``{version: (process, output file)}``; the last test of this file
-    collects them, and whatever still runs when the module ends is stopped."""
+    """The unit tests that touch ansible-core, on every other supported version at once, started in the background.
+    ``{version: (process, output file)}``; the test that asks for them collects them, and whatever still runs when
+    the module ends is stopped."""
     unit = os.path.join(REPO, "tests", "unit")
     files = sorted(n for n in os.listdir(unit) if n.startswith("test_") and n.endswith(".py")
                    and n not in VERSION_INDEPENDENT and n not in DEV_CORE_ONLY)
@@ -190,7 +189,6 @@ def assert_report_is_the_fleet(fleet, result, core, before, after):
     assert result.stats.get("lockstep_status") == result.status, result.stats
 
 
-@pytest.mark.usefixtures("unit_runs")  # the unit tests run meanwhile
 @pytest.mark.parametrize("core", other_cores())
 def test_release_and_halt_on_each_supported_ansible_core(core, venvs, fleet, tmp_path):
     venv = venvs[core]
@@ -213,8 +211,12 @@ def test_release_and_halt_on_each_supported_ansible_core(core, venvs, fleet, tmp
     assert not os.path.exists(os.path.join(fleet.root, ".fleet", "lockstep-release.lock"))
 
 
+# No fleet: tests/run_all.py runs it as the last step beside the fleet tests, at a low priority, where the fleet
+# line alone would leave a core idle at its end.
+@pytest.mark.without_fleet
+@pytest.mark.other_cores
 def test_unit_tests_pass_on_every_supported_ansible_core(unit_runs):
-    """Last in this file: collects the unit runs the releases above ran beside."""
+    """The unit runs, the three cores at once, collected."""
     for name in VERSION_INDEPENDENT:  # the reason they may be left out still holds
         with open(os.path.join(REPO, "tests", "unit", name)) as f:
             text = f.read()
