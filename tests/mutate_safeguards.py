@@ -1342,10 +1342,17 @@ MUTATIONS = [
     (
         'the rollback is rehearsed on the canary before wave 2',
         'roles/rollout/tasks/main.yml',
-        '         and __lockstep_ctl.rehearse | default(false) }}',
-        '         and false }}',
+        ' == __lockstep_ctl.run.waves[0]\n         and __lockstep_ctl.rehearse | default(false) }}',
+        ' == __lockstep_ctl.run.waves[0]\n         and false }}',
         'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        "only the canary's wave rehearses the rollback (not a later wave left uncounted by a failed switch)",
+        'roles/rollout/tasks/main.yml',
+        ' and ansible_play_batch == __lockstep_ctl.run.waves[0]\n',
+        '\n',
+        'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
         'a failed rehearsal halts naming the rehearsal and what failed',
@@ -1402,6 +1409,23 @@ MUTATIONS = [
         '      when: __lockstep_lb_todo | length > 0\n',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'a wave with a failed switch is never counted as done (its other hosts do not rehearse the rollback)',
+        'roles/rollout/tasks/main.yml',
+        '      when: (not __lockstep_back and __lockstep_failed | length == 0) or (__lockstep_back and not __lockstep_passed | bool)\n',
+        '      when: not __lockstep_back or not __lockstep_passed | bool\n',
+        'test_release_halts.py::test_switch_failure_on_one_host_rolls_back',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves',
+    ),
+    (
+        'no after_wave hook after a wave with a failed switch',
+        'roles/rollout/tasks/main.yml',
+        ' and not __lockstep_back and __lockstep_failed | length == 0 }}',
+        ' and not __lockstep_back }}',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves',
     ),
     (
         'the rehearsal puts the canary back, and a load balancer that cannot halts there',

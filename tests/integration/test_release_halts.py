@@ -81,11 +81,16 @@ def test_sshd_stopped_between_canary_and_second_wave_rolls_back(fleet, tmp_path)
 
 def test_switch_failure_on_one_host_rolls_back(fleet, tmp_path):
     fleet.up(hosts=8, version="1.0.0")
-    # Something sits where the new symlink must be created: the atomic switch cannot happen on h3.
-    fleet.exec("h3", "sh", "-c", "mkdir -p /srv/order-router/.current.lockstep-new/x", check=True)
-    run = release(tmp_path, "2.1.0")
-    assert_halted(run, "rolled_back", "h3", "switching current")
+    # Something sits where the new symlink must be created: the atomic switch cannot happen on h2, in a canary of
+    # two whose other host switches (h1's tasks go on before h2's failure is judged).
+    fleet.exec("h2", "sh", "-c", "mkdir -p /srv/order-router/.current.lockstep-new/x", check=True)
+    run = release(tmp_path, "2.1.0", extra={"lockstep_canary": 2})
+    assert_halted(run, "rolled_back", "h2", "switching current")
     assert_whole_fleet_on(fleet, "1.0.0")
+    # A wave with a failed switch is not done: the rollback is never rehearsed on its other host (the rehearsal's
+    # last step would have put the failed host back in service).
+    finished = run.records[-1]
+    assert not (finished.get("rehearsal") or "").startswith("rollback rehearsed"), finished
 
 
 def test_old_process_still_running_after_switch_is_caught(fleet, tmp_path):

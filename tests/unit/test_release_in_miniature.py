@@ -342,6 +342,30 @@ def test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canar
     assert fleet.hosts["h1"].history()[-1] == BEFORE, run
 
 
+def test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves(fleet):
+    """A canary of two: h2 cannot start the release, h1 can. h1's tasks run on before h2's rescue records the halt:
+    the wave is not counted as done, the rollback is not rehearsed on h1, and nothing puts h2 back in service before
+    the rollback proves it back."""
+    fleet.hosts["h2"].trouble(refuse=[TARGET])
+    hook = fleet.root / "after_wave.yml"
+    hook.write_text(json.dumps([{"name": "Team | after a wave", "ansible.builtin.copy": {
+        "content": "", "dest": str(fleet.root / "after-wave-{{ inventory_hostname }}")}}]))
+    fleet.lb.watch(probe=fleet.hosts["h2"].history)
+    run = fleet.run(lockstep_canary=2, lockstep_waves=["100%"], lockstep_hooks={"after_wave": str(hook)})
+    fleet.lb.stop_watching()
+    assert run.rc == 2 and status(run) == "rolled_back", run
+    assert run.mine(r"^halted by gate restart on host h2: "), run
+    assert fleet.hosts["h1"].history() == [BEFORE, TARGET, BEFORE], run
+    assert not run.mine(r"rollback rehearsed"), run
+    assert not list(fleet.root.glob("after-wave-*")), run  # nor an after_wave hook for a wave that did not pass
+    # h2 stays out of service from its wave's drain until the rollback starts the previous release on it again.
+    start = next(i for i, (admin, _) in enumerate(fleet.lb.probed) if admin["h2"])
+    held = [admin["h2"] for admin, history in fleet.lb.probed[start:] if history == [BEFORE]]
+    assert held and all(held), run
+    assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, BEFORE), run
+    assert fleet.lb.admin() == dict.fromkeys(HOSTS, 0), run
+
+
 def test_a_fleet_failing_its_smoke_checks_before_the_release_is_refused(fleet):
     fleet.dependency_down.touch()
     run = fleet.run()
