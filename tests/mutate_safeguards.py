@@ -1422,8 +1422,8 @@ MUTATIONS = [
     (
         'no after_wave hook after a wave with a failed switch',
         'roles/rollout/tasks/main.yml',
-        ' and not __lockstep_back and __lockstep_failed | length == 0 }}',
-        ' and not __lockstep_back }}',
+        '      when: __lockstep_after_wave | bool and __lockstep_failed | length == 0\n',
+        '      when: __lockstep_after_wave | bool\n',
         'tests/unit/test_release_in_miniature.py::'
         'test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves',
     ),
