@@ -1342,16 +1342,16 @@ MUTATIONS = [
     (
         'the rollback is rehearsed on the canary before wave 2',
         'roles/rollout/tasks/main.yml',
-        ' == __lockstep_ctl.run.waves[0]\n         and __lockstep_ctl.rehearse | default(false) }}',
-        ' == __lockstep_ctl.run.waves[0]\n         and false }}',
+        '         and __lockstep_ctl.rehearse | default(false) }}',
+        '         and false }}',
         'test_rehearsal.py::test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
         "only the canary's wave rehearses the rollback (not a later wave left uncounted by a failed switch)",
         'roles/rollout/tasks/main.yml',
-        ' and ansible_play_batch == __lockstep_ctl.run.waves[0]\n',
-        '\n',
+        '__lockstep_rehearsing_wave | bool and __lockstep_ctl.wave_index',
+        'not __lockstep_back and __lockstep_ctl.rehearse | default(false) and __lockstep_ctl.wave_index',
         'tests/unit/test_release_in_miniature.py::test_a_halt_rolls_back_wave_by_wave_and_only_a_host_proven_back_serves',
     ),
     (
@@ -1405,7 +1405,7 @@ MUTATIONS = [
     (
         "the canary stays out of service from its wave's drain to the end of its rehearsal",
         'roles/rollout/tasks/main.yml',
-        '      when: __lockstep_lb_todo | length > 0 and not __lockstep_rehearse_next | bool\n',
+        '      when: __lockstep_lb_todo | length > 0 and not __lockstep_rehearsing_wave | bool\n',
         '      when: __lockstep_lb_todo | length > 0\n',
         'test_rehearsal.py::test_the_load_balancer_gone_during_the_rehearsal_leaves_the_canary_on_the_previous_release',
         'tests/unit/test_release_in_miniature.py::test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
