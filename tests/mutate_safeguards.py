@@ -68,7 +68,7 @@ MUTATIONS = [
         'plugins/action/preflight.py',
         'if a["allow_mixed_start"]:',
         'if True:',
-        'test_release_halts.py::test_fleet_already_mixed_refuses_unless_allowed',
+        'test_release_halts.py::test_a_partial_release_is_never_a_success_and_a_fleet_it_left_mixed_refuses_unless_allowed',
         'tests/unit/test_release_preflight.py::test_mixed_fleet_refuses_unless_allowed',
     ),
     (
@@ -136,7 +136,7 @@ MUTATIONS = [
         'plugins/modules/run.py',
         '        if entry["rc"] != 0:',
         '        if False:',
-        'test_release_halts.py::test_smoke_failure_after_last_wave_rolls_back',
+        'test_safety_net.py::test_rollback_in_waves_loses_no_request[after the last wave]',
         'tests/unit/test_fast_safeguards.py::'
         'test_a_smoke_command_that_exits_non_zero_fails_the_check_and_stops_the_rest',
     ),
@@ -578,7 +578,7 @@ MUTATIONS = [
         'roles/smoke/tasks/main.yml',
         '      when: not (__lockstep_gate.lockstep_gate.passed | default(true))',
         '      when: false',
-        'test_release_halts.py::test_smoke_failure_after_last_wave_rolls_back',
+        'test_safety_net.py::test_rollback_in_waves_loses_no_request[after the last wave]',
         'tests/unit/test_release_in_miniature.py::test_a_phase_after_the_halting_one_never_starts[smoke-gate]',
     ),
     (

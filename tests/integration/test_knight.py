@@ -26,7 +26,7 @@ def repair(fleet, host):
 
 
 def test_flag_reuse_gate_refuses_2_0_0_on_a_healthy_1_0_0_fleet_and_2_1_0_succeeds(fleet, tmp_path):
-    fleet.up(hosts=8, version="1.0.0")
+    fleet.up(hosts=4, version="1.0.0")
     pids = {h["name"]: h["service_pid"] for h in fleet.status()["hosts"]}
 
     knight = release(tmp_path, "2.0.0")

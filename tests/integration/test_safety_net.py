@@ -30,16 +30,19 @@ def fail_at_wave(tmp_path, index):
 
 @pytest.mark.parametrize("where", ["canary", "middle wave", "after the last wave"])
 def test_rollback_in_waves_loses_no_request(fleet, tmp_path, where):
-    fleet.up(hosts=8, version="1.0.0")
+    fleet.up(hosts=4, version="1.0.0")
     if where == "canary":
         extra = {"lockstep_hooks": {"after_wave": fail_at_wave(tmp_path, 1)}}
     elif where == "middle wave":
         extra = {"lockstep_hooks": {"after_wave": fail_at_wave(tmp_path, 2)}}
-    else:  # every host switched: the smoke commands fail on all of them
-        extra = {"lockstep_smoke_commands": ["false"]}
+    else:  # every host switched: the smoke commands fail on one of them, h3, and every host goes back
+        for host in fleet.hosts:
+            if host != "h3":
+                fleet.exec(host, "touch", "/srv/order-router/smoke-ok", check=True)
+        extra = {"lockstep_smoke_commands": ["test -e /srv/order-router/smoke-ok"]}
     with Clients(fleet, rate=40) as clients:
         run = release(tmp_path, "2.1.0", extra=dict(WAVES, **extra))
-    assert_halted(run, "rolled_back")
+    assert_halted(run, "rolled_back", *(["smoke", "h3"] if where == "after the last wave" else []))
     assert_whole_fleet_on(fleet, "1.0.0")
     assert set(lb_status(fleet).values()) == {"UP"}
     assert clients.succeeded > 100, clients.reports
@@ -89,7 +92,7 @@ def test_backend_entry_pointing_elsewhere_refuses(fleet, tmp_path):
 
 
 def test_load_balancer_gone_after_the_canary_still_switches_every_host_back(fleet, tmp_path):
-    fleet.up(hosts=8, version="1.0.0")
+    fleet.up(hosts=4, version="1.0.0")
     sock = fleet.haproxy_socket
     gone = hook(tmp_path, "after_wave", f"""
 - name: Test hook - the load balancer's runtime API goes away right after the canary
