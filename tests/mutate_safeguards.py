@@ -1507,6 +1507,36 @@ MUTATIONS = [
         'tests/unit/test_release_outcome.py::'
         'test_the_hosts_changed_are_the_rollbacks_plan_when_halted_and_the_switches_otherwise',
     ),
+    (
+        "a load balancer step through become never runs in the worker as the controller's user",
+        'plugins/plugin_utils/guard.py',
+        '                and getattr(self._connection, "become", None) is None)',
+        '                and True)',
+        'tests/unit/test_haproxy_step.py::'
+        'test_the_step_runs_in_the_worker_on_the_controller_and_as_a_module_as_the_become_user',
+    ),
+    (
+        "a load balancer step in the worker keeps check mode",
+        'plugins/plugin_utils/guard.py',
+        'function(args, bool(self._task.check_mode))',
+        'function(args, False)',
+        'tests/unit/test_haproxy_step.py::'
+        'test_the_step_runs_in_the_worker_on_the_controller_and_as_a_module_as_the_become_user',
+    ),
+    (
+        "a task selection is refused where the load balancer step runs in the worker",
+        'plugins/plugin_utils/guard.py',
+        '        refused = selection_problem()\n        if refused:\n            return dict(failed=True, changed=False, msg=refused, lockstep_check="selection")\n        spec, function',
+        '        refused = selection_problem()\n        if False:\n            return dict(failed=True, changed=False, msg=refused, lockstep_check="selection")\n        spec, function',
+        'tests/unit/test_haproxy_step.py::test_a_task_selection_is_refused_where_the_step_runs_in_the_worker',
+    ),
+    (
+        "a drain waits for the server's sessions to end",
+        'plugins/module_utils/haproxy_step.py',
+        '        return info["scur"] == 0',
+        '        return True',
+        'tests/unit/test_haproxy_step.py::test_a_drain_waits_for_the_open_sessions_and_times_out_as_a_step_not_done',
+    ),
 ]
 
 

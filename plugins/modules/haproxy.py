@@ -115,90 +115,17 @@ elapsed:
   sample: 0.4
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lockstep.release.plugins.module_utils.haproxy_api import HAProxyError, servers, set_states
-from ansible_collections.lockstep.release.plugins.module_utils.run_record import read_record, update_record
-
-HAPROXY_STATE = {"drained": "drain", "ready": "ready", "maint": "maint"}
-
-
-def settled(state, info):
-    if state == "drained":
-        return info["scur"] == 0
-    if state == "ready":
-        # A server without health checks ("no check") is up as soon as it is enabled.
-        return info["serving"]
-    return True
+from ansible_collections.lockstep.release.plugins.module_utils.haproxy_step import ARGUMENT_SPEC, step
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            socket=dict(type="path", required=True),
-            backend=dict(type="str", required=True),
-            servers=dict(type="list", elements="str", default=[]),
-            state=dict(type="str", default="query", choices=["drained", "ready", "maint", "query"]),
-            wait=dict(type="bool", default=True),
-            timeout=dict(type="float", default=30),
-            halt=dict(type="bool", default=True),
-            record=dict(type="path"),
-            run_id=dict(type="str"),
-            version=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    recorded = {}
-
-    def fail(msg, changed=False, **extra):
-        if p["halt"]:
-            module.fail_json(msg=msg, **extra)
-        # Reported, not raised: the caller makes every host of the wave fail on it (a failing run_once task would
-        # drop the play's other hosts, the ones to roll back among them, from the rest of the run).
-        module.exit_json(changed=changed, msg=msg, lockstep_lb_error=msg, **extra)
-
-    def record(now):
-        if p["record"] and p["state"] != "query" and p["servers"] and not module.check_mode:
-            recorded["lockstep_record"] = update_record(p["record"], p["run_id"], p["version"], p["state"],
-                                                        p["servers"], now)
-        elif p["record"]:
-            recorded["lockstep_record"] = read_record(p["record"])
-        return recorded
-
-    started = time.monotonic()
-    try:
-        before = servers(p["socket"], p["backend"])
-        if "*" in p["servers"]:
-            # The kill switch takes out every server the backend has, including ones no inventory knows.
-            p["servers"] = sorted(before)
-        unknown = sorted(set(p["servers"]) - set(before))
-        if unknown:
-            fail("backend %s has no server named %s" % (p["backend"], ", ".join(unknown)), servers=before)
-        changed = False
-        if p["state"] != "query" and p["servers"] and not module.check_mode:
-            set_states(p["socket"], p["backend"], p["servers"], HAPROXY_STATE[p["state"]])
-            changed = True
-            deadline = started + p["timeout"]
-            while p["wait"]:
-                now = servers(p["socket"], p["backend"])
-                pending = [n for n in p["servers"] if not settled(p["state"], now[n])]
-                if not pending:
-                    break
-                if time.monotonic() > deadline:
-                    fail("HAProxy servers %s not %s after %ss" % (
-                        ", ".join(pending), p["state"], p["timeout"]), changed=True, servers=now, **record(now))
-                time.sleep(0.1)
-        after = servers(p["socket"], p["backend"])
-        record(after)
-    except HAProxyError as e:
-        fail(str(e))
-    except OSError as e:
-        fail("lockstep's drain record %s: %s" % (p["record"], e))
-    module.exit_json(changed=changed, servers=after, serving=sorted(n for n, s in after.items() if s["serving"]),
-                     elapsed=round(time.monotonic() - started, 3), **recorded)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result = step(module.params, module.check_mode)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,27 @@ class GuardedAction(ActionBase):
         # A restart command or a version URL that carries a token never comes back in a message.
         return scrub_text(result, action_secrets(task_vars))
 
+    # (argument spec, function(validated args, check_mode) -> result): the module's own work, run in the worker when
+    # the task's host is the controller itself (see ``runs_here``), where a module process would cost a Python
+    # start and ansible's module_utils for what the worker can do at once.
+    HERE = None
+
+    def runs_here(self):
+        """Whether the task's host is this controller, as the user running Ansible: the local connection (a
+        delegated task's is its delegate's) and no become, where a module would run as this same user here."""
+        return (self.HERE is not None and getattr(self._connection, "transport", None) == "local"
+                and getattr(self._connection, "become", None) is None)
+
+    def run_here(self, task_vars):
+        refused = selection_problem()
+        if refused:
+            return dict(failed=True, changed=False, msg=refused, lockstep_check="selection")
+        spec, function = self.HERE
+        dummy, args = self.validate_argument_spec(argument_spec=spec)
+        return scrub_text(function(args, bool(self._task.check_mode)), action_secrets(task_vars))
+
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
+        if self.runs_here():
+            return self.run_here(task_vars)
         return self.run_guarded(self._task.args, task_vars)
