@@ -5,12 +5,11 @@
   one fleet. Its output is streamed as it runs. The fleet tests that assert a reaction time (marker `quiet`) run
   last, once the other line has ended: on 2 cores, its load is not the fault they time.
 - The other line: the lint (`make lint-only`), every test that needs no fleet (unit tests, localhost releases, the
-  sanity test: `pytest -m "not fleet and not other_cores"`), the safeguard mutations (`tests/mutate_safeguards.py
-  --ci`, which edit a scratch copy of the repository, never the tree the fleet tests read), then the unit tests on
-  every other supported ansible-core (`pytest -m other_cores`). A release on the fleet leaves part of the two cores
-  idle (waits on HAProxy, on services starting); this line fills it, and its last step the core the fleet line
-  alone would leave idle at its end. Its output is kept and printed whole at the end, and one line says when each of
-  its steps ends.
+  sanity test: `pytest -m "not fleet and not other_cores"`), then the safeguard mutations (`tests/mutate_safeguards.py
+  --ci`, which edit a scratch copy of the repository, never the tree the fleet tests read) and beside them the unit
+  tests on every other supported ansible-core (`pytest -m other_cores`). A release on the fleet leaves part of the
+  two cores idle (waits on HAProxy, on services starting); this line fills it. Its output is kept and printed whole
+  at the end, and one line says when each of its steps ends.
 
 Both lines always run to the end, so one run shows every failure; make test fails if any step failed.
 Run from the repository root with the virtualenv built (`make setup`): `.venv/bin/python tests/run_all.py
@@ -31,35 +30,44 @@ PYTEST = os.path.join(REPO, ".venv", "bin", "pytest")
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 
 
+def step(name, cmd, pytest_args, log, results):
+    start = time.monotonic()
+    log.write("\n=== %s: %s\n" % (name, " ".join(cmd)))
+    log.flush()
+    try:
+        rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+    except Exception as e:  # a step that cannot even start is a failed step, never a missing one
+        log.write("%s could not run: %r\n" % (name, e))
+        rc = 1
+    if rc == 5 and pytest_args and PYTEST in cmd:
+        rc = 0  # nothing collected: the caller's own selection (-k) left this step's tests out
+    results.append((name, rc))
+    print("\n[beside the fleet tests] %s: %s in %.0f s" % (name, "ok" if rc == 0 else "FAILED (exit %d)" % rc,
+                                                          time.monotonic() - start), flush=True)
+
+
 def beside(pytest_args, log, results):
     # The lint, the mutations and the other cores' unit tests run at a lower priority: the fleet line is the longer
     # one, and on 2 cores they take what it leaves idle instead of slowing it down. Their verdicts do not depend on
     # time (a mutation's test that fails for want of CPU still fails); the tests without the fleet keep their
     # priority, some of them time a step.
     nice = ["nice", "-n", "10"]
-    steps = [
-        ("lint", [*nice, "make", "--no-print-directory", "lint-only"]),
-        ("tests without the fleet", [PYTEST, "-q", "--durations=30", "-m", "not fleet and not other_cores", "tests",
-                                     *pytest_args]),
-        ("safeguard mutations", [*nice, PYTHON, os.path.join("tests", "mutate_safeguards.py"), "--ci"]),
-        ("unit tests on the other ansible-cores", [*nice, PYTEST, "-q", "-m", "other_cores", "tests/integration",
-                                                   *pytest_args]),
-    ]
-    for name, cmd in steps:
-        start = time.monotonic()
-        log.write("\n=== %s: %s\n" % (name, " ".join(cmd)))
-        log.flush()
-        try:
-            rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL).returncode
-        except Exception as e:  # a step that cannot even start is a failed step, never a missing one
-            log.write("%s could not run: %r\n" % (name, e))
-            rc = 1
-        if rc == 5 and pytest_args and PYTEST in cmd:
-            rc = 0  # nothing collected: the caller's own selection (-k) left this step's tests out
-        results.append((name, rc))
-        print("\n[beside the fleet tests] %s: %s in %.0f s" % (name, "ok" if rc == 0 else "FAILED (exit %d)" % rc,
-                                                              time.monotonic() - start), flush=True)
+    step("lint", [*nice, "make", "--no-print-directory", "lint-only"], pytest_args, log, results)
+    step("tests without the fleet", [PYTEST, "-q", "--durations=30", "-m", "not fleet and not other_cores", "tests",
+                                     *pytest_args], pytest_args, log, results)
+    # The other cores' unit tests (three processes) beside the mutations (one at a time): a run was CPU-bound but for
+    # the fleet line's waits (services starting, health checks, timeouts of a host made unreachable) while this line
+    # ran one single-threaded step, 12% of the machine idle; with both here, those waits have work to fill them.
+    with tempfile.TemporaryFile("w+") as cores_log:
+        cores = threading.Thread(target=step, args=(
+            "unit tests on the other ansible-cores", [*nice, PYTEST, "-q", "-m", "other_cores", "tests/integration",
+                                                      *pytest_args], pytest_args, cores_log, results))
+        cores.start()
+        step("safeguard mutations", [*nice, PYTHON, os.path.join("tests", "mutate_safeguards.py"), "--ci"],
+             pytest_args, log, results)
+        cores.join()
+        cores_log.seek(0)
+        log.write(cores_log.read())
 
 
 def main(pytest_args):
