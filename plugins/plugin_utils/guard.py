@@ -80,7 +80,10 @@ class GuardedAction(ActionBase):
             return dict(failed=True, changed=False, msg=refused, lockstep_check="selection")
         spec, function = self.HERE
         dummy, args = self.validate_argument_spec(argument_spec=spec)
-        return scrub_text(function(args, bool(self._task.check_mode)), action_secrets(task_vars))
+        result = function(args, bool(self._task.check_mode))
+        # What a module's result says of its call (AnsibleModule adds it): callbacks read a step's arguments there.
+        result.setdefault("invocation", {"module_args": args})
+        return scrub_text(result, action_secrets(task_vars))
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
