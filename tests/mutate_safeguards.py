@@ -1537,6 +1537,14 @@ MUTATIONS = [
         '        return True',
         'tests/unit/test_haproxy_step.py::test_a_drain_waits_for_the_open_sessions_and_times_out_as_a_step_not_done',
     ),
+    (
+        "a load balancer step in the worker says its arguments as a module does (the wave lines read them)",
+        'plugins/plugin_utils/guard.py',
+        '        result.setdefault("invocation", {"module_args": args})\n',
+        '',
+        'test_progress_output.py::test_a_clean_release_of_8_hosts_prints_at_most_40_lines',
+        'tests/unit/test_progress_callback.py::test_a_clean_release_is_its_phases_waves_gates_and_the_summary',
+    ),
 ]
 
 
