@@ -109,9 +109,9 @@ MUTATIONS = [
     ),
     (
         'release lock',
-        'plugins/modules/lock.py',
-        '    if not held and not module.check_mode:\n        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)',
-        '    if not module.check_mode:\n        held = None\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
+        'plugins/module_utils/lock_step.py',
+        '    if not held and not check_mode:\n        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)',
+        '    if not check_mode:\n        held = None\n        try:\n            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
         'test_release_halts.py::test_concurrent_release_is_refused_and_the_first_is_unharmed',
         'tests/unit/test_release_lock.py::test_second_release_is_refused_naming_the_holder',
     ),
@@ -742,10 +742,12 @@ MUTATIONS = [
     ),
     (
         'lock file 0600',
-        'plugins/modules/lock.py',
+        'plugins/module_utils/lock_step.py',
         '            os.fchmod(fd, 0o600)  # for its owner only',
         '            pass  # for its owner only',
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
+        'tests/unit/test_lock_step.py::'
+        'test_the_lock_is_taken_in_the_worker_on_the_controller_and_as_a_module_as_the_become_user',
     ),
     (
         'only a strategy that keeps each batch together',
@@ -803,7 +805,7 @@ MUTATIONS = [
     ),
     (
         "the run's outcome is readable before the lock is free",
-        'plugins/modules/lock.py',
+        'plugins/module_utils/lock_step.py',
         '            if p["outcome"] is not None:',
         '            if False:',
         'test_guard.py::test_guard_under_a_clean_release_leaves_every_server_up_then_isolates_a_swapped_host_within_5s',
@@ -1544,6 +1546,14 @@ MUTATIONS = [
         '',
         'test_progress_output.py::test_a_clean_release_of_8_hosts_prints_at_most_40_lines',
         'tests/unit/test_progress_callback.py::test_a_clean_release_is_its_phases_waves_gates_and_the_summary',
+    ),
+    (
+        "the release lock in the worker keeps check mode",
+        'plugins/module_utils/lock_step.py',
+        '        if not check_mode:\n            if p["outcome"] is not None:',
+        '        if True:\n            if p["outcome"] is not None:',
+        'tests/unit/test_lock_step.py::'
+        'test_the_lock_is_taken_in_the_worker_on_the_controller_and_as_a_module_as_the_become_user',
     ),
 ]
 

@@ -81,114 +81,17 @@ lockstep_record:
   sample: {"run_id": "20261125T101500-4242-2.1.0", "version": "2.1.0", "drained": ["h2"]}
 """
 
-import json
-import os
-import socket
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-
-def read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def write_outcome(path, outcome, run_id, version):
-    """The run's outcome, complete on disk (fsync, then rename) before the lock that guards it goes."""
-    out = dict(outcome, run_id=run_id, version=version,
-               finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    if out.get("serving") in ("", "None"):
-        out["serving"] = None  # a template that yields none renders as text on ansible-core 2.16
-    if out.get("serving") is None and out.get("status") == "refused":
-        out["serving"] = (read(path) or {}).get("serving")
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(out, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def owner_gone(lock):
-    """Only a lock taken from this very host can be proven stale: its owner PID no longer exists."""
-    if not lock or lock.get("controller") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(lock.get("pid")), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, TypeError, ValueError):
-        return False
-    return False
+from ansible_collections.lockstep.release.plugins.module_utils.lock_step import ARGUMENT_SPEC, step
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            state=dict(type="str", default="acquired", choices=["acquired", "released"]),
-            run_id=dict(type="str", required=True),
-            owner=dict(type="dict", default={}),
-            record=dict(type="path"),
-            outcome=dict(type="dict"),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    held = read(p["path"])
-    found = {"lockstep_record": read(p["record"])} if p["record"] and p["state"] == "acquired" else {}
-    if p["state"] == "released":
-        if not held or held.get("run_id") != p["run_id"]:
-            module.exit_json(changed=False, lock=held or {}, stale=False)
-        if not module.check_mode:
-            if p["outcome"] is not None:
-                write_outcome(p["path"] + ".outcome", p["outcome"], p["run_id"], held.get("version"))
-            # The run's drain record goes with the lock once it holds no drain: nothing is left to resume.
-            rec = read(p["record"]) if p["record"] else None
-            if rec is not None and not rec.get("drained"):
-                os.unlink(p["record"])
-            os.unlink(p["path"])
-        module.exit_json(changed=True, lock=held, stale=False)
-
-    if held and held.get("run_id") == p["run_id"]:
-        module.exit_json(changed=False, lock=held, stale=False, **found)
-    lock = dict(p["owner"], run_id=p["run_id"], started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    if not held and not module.check_mode and not os.path.isdir(os.path.dirname(p["path"]) or "."):
-        os.makedirs(os.path.dirname(p["path"]), mode=0o700)
-        os.chmod(os.path.dirname(p["path"]), 0o700)  # the lock's directory for its owner only, whatever the umask
-    if not held and not module.check_mode:
-        os.makedirs(os.path.dirname(p["path"]) or ".", exist_ok=True)
-        try:
-            fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            held = read(p["path"]) or {"owner": "unknown (lock file unreadable)"}
-        else:
-            os.fchmod(fd, 0o600)  # for its owner only, whatever the umask (set before anything is written)
-            with os.fdopen(fd, "w") as f:
-                json.dump(lock, f, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            module.exit_json(changed=True, lock=lock, stale=False, **found)
-    if not held:
-        module.exit_json(changed=True, lock=lock, stale=False, **found)
-    stale = owner_gone(held)
-    who = "release of %s by %s@%s (pid %s, run %s) since %s" % (
-        held.get("version"), held.get("user"), held.get("controller"), held.get("pid"), held.get("run_id"),
-        held.get("started"))
-    if stale:
-        msg = ("stale release lock %s: %s, and that process is gone. If no release is running, break it (recorded "
-               "in the ledger) with: bin/lockstep lock break --run-id %s; then re-run the same release to continue it"
-               % (p["path"], who, held.get("run_id")))
-    else:
-        msg = "another release holds the lock %s: %s (bin/lockstep lock show)" % (p["path"], who)
-    module.fail_json(msg=msg, lock=held, stale=stale, lockstep_gate={
-        "gate": "release-lock", "passed": False, "hosts": {}, "message": msg,
-        "halted": [{"host": held.get("controller") or "unknown", "message": msg}]})
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result = step(module.params, module.check_mode)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
