@@ -47,27 +47,30 @@ def step(name, cmd, pytest_args, log, results):
 
 
 def beside(pytest_args, log, results):
-    # The lint, the mutations and the other cores' unit tests run at a lower priority: the fleet line is the longer
-    # one, and on 2 cores they take what it leaves idle instead of slowing it down. Their verdicts do not depend on
-    # time (a mutation's test that fails for want of CPU still fails); the tests without the fleet keep their
-    # priority, some of them time a step.
+    """The second line's steps, all started at once at a lower priority than the fleet line: the lint and the tests
+    without the fleet one after the other, the mutations, the other cores' unit tests. Run one after the other they
+    left the machine idle whenever a fleet test waited (on HAProxy, a service starting) while the line ran one
+    single-threaded step; side by side they fill those waits, and the fleet line keeps its priority."""
     nice = ["nice", "-n", "10"]
-    step("lint", [*nice, "make", "--no-print-directory", "lint-only"], pytest_args, log, results)
-    step("tests without the fleet", [PYTEST, "-q", "--durations=30", "-m", "not fleet and not other_cores", "tests",
-                                     *pytest_args], pytest_args, log, results)
-    # The other cores' unit tests (three processes) beside the mutations (one at a time): a run was CPU-bound but for
-    # the fleet line's waits (services starting, health checks, timeouts of a host made unreachable) while this line
-    # ran one single-threaded step, 12% of the machine idle; with both here, those waits have work to fill them.
-    with tempfile.TemporaryFile("w+") as cores_log:
-        cores = threading.Thread(target=step, args=(
-            "unit tests on the other ansible-cores", [*nice, PYTEST, "-q", "-m", "other_cores", "tests/integration",
-                                                      *pytest_args], pytest_args, cores_log, results))
-        cores.start()
-        step("safeguard mutations", [*nice, PYTHON, os.path.join("tests", "mutate_safeguards.py"), "--ci"],
+
+    def alone(name, cmd, out):
+        thread = threading.Thread(target=step, args=(name, cmd, pytest_args, out, results))
+        thread.start()
+        return thread
+
+    with tempfile.TemporaryFile("w+") as cores_log, tempfile.TemporaryFile("w+") as mutations_log:
+        cores = alone("unit tests on the other ansible-cores",
+                      [*nice, PYTEST, "-q", "-m", "other_cores", "tests/integration", *pytest_args], cores_log)
+        mutations = alone("safeguard mutations", [*nice, PYTHON, os.path.join("tests", "mutate_safeguards.py"),
+                                                  "--ci"], mutations_log)
+        step("lint", [*nice, "make", "--no-print-directory", "lint-only"], pytest_args, log, results)
+        step("tests without the fleet", [*nice, PYTEST, "-q", "--durations=30", "-m",
+                                         "not fleet and not other_cores", "tests", *pytest_args],
              pytest_args, log, results)
-        cores.join()
-        cores_log.seek(0)
-        log.write(cores_log.read())
+        for thread, out in ((mutations, mutations_log), (cores, cores_log)):
+            thread.join()
+            out.seek(0)
+            log.write(out.read())
 
 
 def main(pytest_args):

@@ -31,22 +31,13 @@ def gates(run):
 
 
 def test_the_rollback_is_rehearsed_on_the_canary_and_a_release_that_cannot_go_back_is_refused_there(fleet, tmp_path):
-    fleet.up(hosts=4, version="2.1.0")
+    fleet.up(hosts=4, version="2.2.0")
 
-    # --check: the plan says it would rehearse, and nothing changes.
-    check = release(tmp_path, "2.2.0", extra=WAVES, check=True)
+    # --check: the plan says it would rehearse, and nothing changes. (A clean release's rehearsal, back and forward,
+    # is test_release_clean's 8-host release.)
+    check = release(tmp_path, "2.3.0", extra=WAVES, check=True)
     assert check.rc == 0, check
-    assert "would be rehearsed on h1 after its gate (back to 2.1.0, forward to 2.2.0 again)" in check.out, check
-    assert_whole_fleet_on(fleet, "2.1.0")
-
-    # A clean release: the canary went back to 2.1.0, served, passed its smoke checks, and forward again.
-    clean = release(tmp_path, "2.2.0", extra=WAVES)
-    assert clean.rc == 0 and clean.status == "succeeded", clean
-    assert clean.stats["lockstep_rehearsal"].startswith("rollback rehearsed on h1: back to 2.1.0"), clean.stats
-    switches = [r for r in clean.records if r.get("event") == "host_state" and r.get("host") == "h1"
-                and "Rehearsal" in (r.get("task") or "")]
-    assert [s["task"].split("Rehearsal | ")[1][:7] for s in switches] == ["back to", "forward"], switches
-    assert "rehearsal-smoke" in json.dumps(clean.records)
+    assert "would be rehearsed on h1 after its gate (back to 2.2.0, forward to 2.3.0 again)" in check.out, check
     assert_whole_fleet_on(fleet, "2.2.0")
 
     # 2.3.0 migrates the data file to a format 2.2.0 refuses: refused at the canary, no other host touched.

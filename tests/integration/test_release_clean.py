@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import threading
+import json
+import time
 
-from release_helpers import DEFAULT_OUTPUT, assert_whole_fleet_on, fleet_versions, lb_status, release
+from release_helpers import DEFAULT_OUTPUT, Clients, assert_whole_fleet_on, fleet_versions, lb_status, release
 
 
 def service_pids(fleet):
@@ -36,6 +37,12 @@ def test_clean_release_on_8_hosts_keeps_the_old_release_and_is_idempotent(fleet,
         assert "1.0.0" in kept and "2.1.0" in kept, (host, kept)
     # Every host back in the load balancer and serving.
     assert set(lb_status(fleet).values()) == {"UP"}, lb_status(fleet)
+    # The rollback rehearsed on the canary: back to 1.0.0, served and passed its smoke checks, then forward again.
+    assert run.stats["lockstep_rehearsal"].startswith("rollback rehearsed on h1: back to 1.0.0"), run.stats
+    switches = [r for r in run.records if r.get("event") == "host_state" and r.get("host") == "h1"
+                and "Rehearsal" in (r.get("task") or "")]
+    assert [s["task"].split("Rehearsal | ")[1][:7] for s in switches] == ["back to", "forward"], switches
+    assert "rehearsal-smoke" in json.dumps(run.records)
 
     pids = service_pids(fleet)
     again = release(tmp_path, "2.1.0", environ=DEFAULT_OUTPUT)
@@ -47,18 +54,13 @@ def test_clean_release_on_8_hosts_keeps_the_old_release_and_is_idempotent(fleet,
 
 def test_release_under_traffic_loses_no_request(fleet, tmp_path):
     fleet.up(hosts=8, version="1.0.0")
-    report = {}
-
-    def load():
-        report.update(fleet.traffic(rate=40, seconds=25))
-
-    t = threading.Thread(target=load)
-    t.start()
-    run = release(tmp_path, "2.1.0")
-    t.join()
+    # Orders flow from before the release starts until after it ends.
+    with Clients(fleet, rate=40) as clients:
+        time.sleep(1)
+        run = release(tmp_path, "2.1.0")
     assert run.rc == 0, run
-    assert report["sent"] > 0 and report["failed"] == 0, report
-    assert report["succeeded"] == report["sent"], report
+    assert len(clients.reports) > 5 and clients.succeeded > 0, clients.reports
+    assert clients.failed == 0 and clients.succeeded == sum(r["sent"] for r in clients.reports), clients.reports
     assert_whole_fleet_on(fleet, "2.1.0")
 
 
