@@ -50,8 +50,9 @@ def beside(pytest_args, log, results):
     """The second line's steps, all started at once at a lower priority than the fleet line: the lint and the tests
     without the fleet one after the other, the mutations, the other cores' unit tests. Run one after the other they
     left the machine idle whenever a fleet test waited (on HAProxy, a service starting) while the line ran one
-    single-threaded step; side by side they fill those waits, and the fleet line keeps its priority."""
-    nice = ["nice", "-n", "10"]
+    single-threaded step; side by side they fill those waits. The fleet line is the longer one (its tests run one at
+    a time), so this line runs at the lowest priority: it takes what the fleet line leaves."""
+    nice = ["nice", "-n", "19"]
 
     def alone(name, cmd, out):
         thread = threading.Thread(target=step, args=(name, cmd, pytest_args, out, results))
