@@ -4,12 +4,12 @@
 - The fleet line: every test that runs on the local fleet (`pytest -m fleet`), one at a time, since the machine has
   one fleet. Its output is streamed as it runs. The fleet tests that assert a reaction time (marker `quiet`) run
   last, once the other line has ended: on 2 cores, its load is not the fault they time.
-- The other line: the lint (`make lint-only`), every test that needs no fleet (unit tests, localhost releases, the
-  sanity test: `pytest -m "not fleet and not other_cores"`), then the safeguard mutations (`tests/mutate_safeguards.py
-  --ci`, which edit a scratch copy of the repository, never the tree the fleet tests read) and beside them the unit
-  tests on every other supported ansible-core (`pytest -m other_cores`). A release on the fleet leaves part of the
-  two cores idle (waits on HAProxy, on services starting); this line fills it. Its output is kept and printed whole
-  at the end, and one line says when each of its steps ends.
+- The other line, all at once at the lowest priority (see LOWEST): the lint (`make lint-only`) then every test that
+  needs no fleet (unit tests, localhost releases, the sanity test: `pytest -m "not fleet and not other_cores"`); the
+  safeguard mutations (`tests/mutate_safeguards.py --ci`, which edit a scratch copy of the repository, never the
+  tree the fleet tests read); the unit tests on every other supported ansible-core (`pytest -m other_cores`). A
+  release on the fleet leaves part of the two cores idle (waits on HAProxy, on services starting); this line fills
+  it. Its output is kept and printed whole at the end, and one line says when each of its steps ends.
 
 Both lines always run to the end, so one run shows every failure; make test fails if any step failed.
 Run from the repository root with the virtualenv built (`make setup`): `.venv/bin/python tests/run_all.py
