@@ -11,6 +11,8 @@ import os
 import socket
 import time
 
+from ansible_collections.lockstep.release.plugins.module_utils.run_record import read_record, write_json
+
 ARGUMENT_SPEC = dict(
     path=dict(type="path", required=True),
     state=dict(type="str", default="acquired", choices=["acquired", "released"]),
@@ -21,14 +23,6 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def write_outcome(path, outcome, run_id, version):
     """The run's outcome, complete on disk (fsync, then rename) before the lock that guards it goes."""
     out = dict(outcome, run_id=run_id, version=version,
@@ -36,14 +30,8 @@ def write_outcome(path, outcome, run_id, version):
     if out.get("serving") in ("", "None"):
         out["serving"] = None  # a template that yields none renders as text on ansible-core 2.16
     if out.get("serving") is None and out.get("status") == "refused":
-        out["serving"] = (read(path) or {}).get("serving")
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(out, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        out["serving"] = (read_record(path) or {}).get("serving")
+    write_json(path, out)
 
 
 def owner_gone(lock):
@@ -61,8 +49,8 @@ def owner_gone(lock):
 
 def step(p, check_mode):
     """The lock step's result: the module's return values, with ``failed=True`` and ``msg`` when refused."""
-    held = read(p["path"])
-    found = {"lockstep_record": read(p["record"])} if p["record"] and p["state"] == "acquired" else {}
+    held = read_record(p["path"])
+    found = {"lockstep_record": read_record(p["record"])} if p["record"] and p["state"] == "acquired" else {}
     if p["state"] == "released":
         if not held or held.get("run_id") != p["run_id"]:
             return dict(changed=False, lock=held or {}, stale=False)
@@ -70,7 +58,7 @@ def step(p, check_mode):
             if p["outcome"] is not None:
                 write_outcome(p["path"] + ".outcome", p["outcome"], p["run_id"], held.get("version"))
             # The run's drain record goes with the lock once it holds no drain: nothing is left to resume.
-            rec = read(p["record"]) if p["record"] else None
+            rec = read_record(p["record"]) if p["record"] else None
             if rec is not None and not rec.get("drained"):
                 os.unlink(p["record"])
             os.unlink(p["path"])
@@ -87,7 +75,7 @@ def step(p, check_mode):
         try:
             fd = os.open(p["path"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            held = read(p["path"]) or {"owner": "unknown (lock file unreadable)"}
+            held = read_record(p["path"]) or {"owner": "unknown (lock file unreadable)"}
         else:
             os.fchmod(fd, 0o600)  # for its owner only, whatever the umask (set before anything is written)
             with os.fdopen(fd, "w") as f:

@@ -35,12 +35,17 @@ def update_record(path, run_id, version, state, names, now):
         elif (state == "ready" and info.get("serving")) or state == "maint":
             drained.discard(name)
     new = {"run_id": run_id or rec.get("run_id"), "version": version or rec.get("version"), "drained": sorted(drained)}
-    tmp = "%s.tmp-%d" % (path, os.getpid())
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_json(path, new)
+    return new
+
+
+def write_json(path, data):
+    """Replace ``path`` with ``data`` as JSON, complete on disk (fsync, then rename), readable by its owner only."""
+    tmp = "%s.tmp-%d" % (path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(new, f, sort_keys=True)
+        json.dump(data, f, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return new
