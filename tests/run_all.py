@@ -54,6 +54,14 @@ os.execvp(sys.argv[1], sys.argv[1:])
 STARTED = []
 
 
+def wait(proc):
+    """``(exit code, CPU seconds)`` of a process and of every descendant it waited for: on 2 cores the machine is
+    busy through make test, so its length is the CPU its steps take (what to cut next is the step that takes most)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
+
+
 def step(name, cmd, pytest_args, log, results):
     start = time.monotonic()
     shown = ["(lowest priority)", *cmd[3:]] if cmd[:3] == [PYTHON, "-c", LOWEST] else cmd
@@ -62,15 +70,15 @@ def step(name, cmd, pytest_args, log, results):
     try:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         STARTED.append(proc)
-        rc = proc.wait()
+        rc, cpu = wait(proc)
     except Exception as e:  # a step that cannot even start is a failed step, never a missing one
         log.write("%s could not run: %r\n" % (name, e))
-        rc = 1
+        rc, cpu = 1, 0.0
     if rc == 5 and pytest_args and PYTEST in cmd:
         rc = 0  # nothing collected: the caller's own selection (-k) left this step's tests out
     results.append((name, rc))
-    print("\n[beside the fleet tests] %s: %s in %.0f s" % (name, "ok" if rc == 0 else "FAILED (exit %d)" % rc,
-                                                          time.monotonic() - start), flush=True)
+    print("\n[beside the fleet tests] %s: %s in %.0f s (CPU %.0f s)" % (
+        name, "ok" if rc == 0 else "FAILED (exit %d)" % rc, time.monotonic() - start, cpu), flush=True)
 
 
 def beside(pytest_args, log, results):
@@ -106,8 +114,9 @@ def main(pytest_args):
     with tempfile.TemporaryFile("w+") as log:
         other = threading.Thread(target=beside, args=(pytest_args, log, results))
         other.start()
-        fleet = subprocess.run([PYTEST, "-q", "--durations=60", "-m", "fleet and not quiet", "tests/integration",
-                                *pytest_args], cwd=REPO, stdin=subprocess.DEVNULL).returncode
+        fleet, cpu = wait(subprocess.Popen([PYTEST, "-q", "--durations=60", "-m", "fleet and not quiet",
+                                            "tests/integration", *pytest_args], cwd=REPO, stdin=subprocess.DEVNULL))
+        print("\n[the fleet tests] CPU %.0f s (their controller's; the hosts' sshd are not counted)" % cpu, flush=True)
         other.join()
         print("\n[the fleet tests that time a reaction, on a quiet machine]", flush=True)
         quiet = subprocess.run([PYTEST, "-q", "-m", "fleet and quiet", "tests/integration", *pytest_args], cwd=REPO,
