@@ -356,12 +356,15 @@ def test_a_first_release_records_that_its_hosts_had_nothing_before(tmp_path, sta
 
 def test_a_ledger_that_breaks_mid_release_falls_back_and_the_run_goes_on(tmp_path):
     # Once the run holds the release lock, stopping would strand it: the records go on in a fallback file instead.
-    go = tmp_path / "go"
+    go, started = tmp_path / "go", tmp_path / "started"
     lock = tmp_path / "lock" / "release.lock"
     playbook = write_playbook(tmp_path, [{"name": "release", "hosts": "localhost", "gather_facts": False, "tasks": [
         {"name": "take the lock", "lockstep.release.lock": {"path": str(lock), "run_id": "run-1",
                                                             "owner": {"user": "ci", "version": "2.1.0"}}},
-        {"name": "the disk fills up", "ansible.builtin.wait_for": {"path": str(go), "timeout": 60}},
+        # Says when its module runs: its worker has written the module's file by then, with no limit on its size.
+        {"name": "the disk fills up", "ansible.builtin.command": {"argv": [
+            "sh", "-c", 'touch "$1"; i=0; while [ ! -e "$2" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done',
+            "sh", str(started), str(go)]}},
         {"name": "a failure the ledger must record", "ansible.builtin.fail": {"msg": "recorded-failure"},
          "ignore_errors": True},
         {"name": "after the break", "ansible.builtin.debug": {"msg": "task-after-the-break-ran"}},
@@ -374,10 +377,12 @@ def test_a_ledger_that_breaks_mid_release_falls_back_and_the_run_goes_on(tmp_pat
                             env=ledger_env(tmp_path))
     try:
         deadline = time.monotonic() + 60
-        while not lock.exists():
+        # The lock's record is in the ledger once the next task's module runs (Ansible's linear strategy handles a
+        # task's results before it starts the next). A limit set earlier would reach that task's worker, forked
+        # after it, and fail its module's file instead of the ledger.
+        while not (lock.exists() and started.exists()):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
             time.sleep(0.05)
-        time.sleep(0.5)  # the lock's result reaches the callback
         (path,) = sorted((tmp_path / "ledger").glob("*.jsonl"))
         # The controller can no longer grow any file past the ledger's size: the next record cannot be appended.
         size = os.path.getsize(path)
