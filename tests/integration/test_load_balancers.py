@@ -104,8 +104,10 @@ LOGGED = """---
     mode: "0600"
     line: "{{{{ __step | to_json }}}}"
   vars:
+    # When: lineinfile writes a line once, and a step can be asked twice with the same answer (the canary drained
+    # on its way forward, then again on its way back).
     __step: {{op: "{{{{ lockstep_lb_operation }}}}", servers: "{{{{ lockstep_lb_servers }}}}",
-             after: "{{{{ lockstep_lb_backends }}}}"}}
+             after: "{{{{ lockstep_lb_backends }}}}", at: "{{{{ now(fmt='%H:%M:%S.%f') }}}}"}}
   delegate_to: localhost
   check_mode: false
 """
