@@ -343,10 +343,25 @@ def write_cfg(tmp_path, root, stdout_callback=None):
     return cfg
 
 
+def module_code_cache():
+    """The directory tests/unit/module_code_cache/sitecustomize.py keeps compiled module code in (the user's own,
+    0700: the code of every local module run of these tests is read from it)."""
+    path = os.path.join(os.path.expanduser("~"), ".cache", "lockstep", "module-code")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    assert info.st_uid == os.getuid() and not info.st_mode & 0o077, (path, oct(info.st_mode))
+    return path
+
+
 def ansible_env(tmp_path, root, callback, extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "LOCKSTEP_"))}
     env.update({
         "PATH": BIN + os.pathsep + env.get("PATH", ""),
+        # Each local module run reads its compiled module_utils from a cache instead of compiling them from its zip
+        # again (tests/unit/module_code_cache/sitecustomize.py): the same code, about a fifth less CPU a release.
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.path.join(REPO, "tests", "unit", "module_code_cache"),
+                                                    env.get("PYTHONPATH")])),
+        "LOCKSTEP_MODULE_CODE_CACHE": module_code_cache(),
         "ANSIBLE_CONFIG": str(write_cfg(tmp_path, root)),
         "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
