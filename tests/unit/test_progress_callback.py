@@ -358,7 +358,7 @@ def ansible_env(tmp_path, root, callback, extra):
     env.update({
         "PATH": BIN + os.pathsep + env.get("PATH", ""),
         # Each local module run reads its compiled module_utils from a cache instead of compiling them from its zip
-        # again (tests/unit/module_code_cache/sitecustomize.py): the same code, about a fifth less CPU a release.
+        # again (tests/unit/module_code_cache/sitecustomize.py): the same code, about a sixth less CPU a release.
         "PYTHONPATH": os.pathsep.join(filter(None, [os.path.join(REPO, "tests", "unit", "module_code_cache"),
                                                     env.get("PYTHONPATH")])),
         "LOCKSTEP_MODULE_CODE_CACHE": module_code_cache(),
