@@ -672,6 +672,34 @@ MUTATIONS = [
         'test_ledger_callback_vault.py::test_inventory_secrets_are_absent_from_every_output',
     ),
     (
+        'secrets: hosts read again at the next play after a task that may change their variables',
+        'plugins/plugin_utils/secrets.py',
+        '        if self._collected and may_set_variables(task):',
+        '        if False:',
+        'test_ledger_callback_secrets.py::test_a_secret_named_fact_or_register_of_one_play_is_scrubbed_in_the_next',
+    ),
+    (
+        'secrets: a register of a name not lockstep\'s own may change a host\'s variables',
+        'plugins/plugin_utils/secrets.py',
+        '    if register and not str(register).startswith(INTERNAL_PREFIX):\n        return True',
+        '    if register and not str(register).startswith(INTERNAL_PREFIX):\n        return False',
+        'test_ledger_callback_secrets.py::test_a_secret_named_fact_or_register_of_one_play_is_scrubbed_in_the_next',
+    ),
+    (
+        'secrets: a set_fact of a name not lockstep\'s own changes a host\'s variables',
+        'plugins/plugin_utils/secrets.py',
+        '        return any(not str(name).startswith(INTERNAL_PREFIX) for name in args if name != "cacheable")',
+        '        return False',
+        'test_ledger_callback_secrets.py::test_a_secret_named_fact_or_register_of_one_play_is_scrubbed_in_the_next',
+    ),
+    (
+        'secrets: a template under a secret name in a play\'s own variables is rendered on each host',
+        'plugins/plugin_utils/secrets.py',
+        '        if not self._host_dependent(play_vars):\n',
+        '        if True:\n',
+        'test_ledger_callback_secrets.py::test_a_secret_named_fact_or_register_of_one_play_is_scrubbed_in_the_next',
+    ),
+    (
         'secrets: what a no_log task registers or sets, read back from the host\'s variables',
         'plugins/plugin_utils/secrets.py',
         "                values = hostvars.raw_get(host)  # the host's variables as set now",
@@ -1184,16 +1212,16 @@ MUTATIONS = [
     (
         'old releases are pruned only after a proven release',
         'roles/finish/tasks/prune.yml',
-        "    or __lockstep_status not in ['succeeded', 'partial']",
-        "    or false",
+        "    __lockstep_status not in ['succeeded', 'partial']\n    or ",
+        "    false\n    or ",
         'tests/unit/test_release_in_miniature.py::'
         'test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt',
     ),
     (
         'a proven release prunes the releases beyond those kept',
         'roles/finish/tasks/prune.yml',
-        "    inventory_hostname not in __lockstep_done\n",
-        "    true\n",
+        "    inventory_hostname not in ([inventory_hostname] | intersect(__lockstep_done)\n",
+        "    true or ([inventory_hostname] | intersect(__lockstep_done)\n",
         'tests/unit/test_release_in_miniature.py::'
         'test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt',
     ),
@@ -1420,6 +1448,62 @@ MUTATIONS = [
         'test_release_halts.py::test_switch_failure_on_one_host_rolls_back',
         'tests/unit/test_release_in_miniature.py::'
         'test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves',
+    ),
+    (
+        "a wave's end for every host at once waits for a failed switch's rescue",
+        'roles/rollout/tasks/main.yml',
+        '        __lockstep_failed | length == 0 and not __lockstep_rehearse_here | bool\n',
+        '        not __lockstep_rehearse_here | bool\n',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves',
+    ),
+    (
+        "a wave's end for every host at once only where no host has an after_wave hook",
+        'roles/rollout/tasks/main.yml',
+        "             lockstep_hooks, 'after_wave') | length == 0)",
+        "             lockstep_hooks, 'after_wave') | length >= 0)",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'a before_rollout hook set on one host runs there',
+        'playbooks/release.yml',
+        "host_values(ansible_play_hosts, 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_rollout')",
+        "host_values([], 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_rollout')",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'a before_verify hook set on one host runs there',
+        'playbooks/release.yml',
+        "host_values(ansible_play_hosts, 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_verify')",
+        "host_values([], 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_verify')",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'smoke commands set on one host run there',
+        'playbooks/release.yml',
+        "host_values(ansible_play_hosts, 'lockstep_smoke_commands',",
+        "host_values([], 'lockstep_smoke_commands',",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'an after_release hook set on one host runs there',
+        'roles/finish/tasks/unlock.yml',
+        "host_values(ansible_play_hosts, 'lockstep_hooks', lockstep_hooks,\n    'after_release')",
+        "host_values([], 'lockstep_hooks', lockstep_hooks,\n    'after_release')",
+        'tests/unit/test_release_in_miniature.py::'
+        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
+    ),
+    (
+        'the hosts to prune are those with more releases than they keep',
+        'plugins/filter/lockstep.py',
+        '        if len(others) + 1 > int((keeps or {}).get(host, 0)):',
+        '        if False:',
+        'tests/unit/test_release_in_miniature.py::'
+        'test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt',
     ),
     (
         'no after_wave hook after a wave with a failed switch',

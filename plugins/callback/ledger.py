@@ -419,6 +419,7 @@ class CallbackModule(CallbackBase):
         # Before the task's workers fork: they scrub what they return of every secret met so far (plugin_utils/
         # secrets.py _RUN), a no_log result of the task before among them.
         self._secrets.collect_no_log(self._hostvars)
+        self._secrets.task_start(task)
         phase = self._phase_of(task)
         self._task_phase[task._uuid] = phase
         if phase != self._phase:

@@ -236,6 +236,33 @@ def host_urls(hostvars, hosts, path="", var="lockstep_service_url"):
     return {h: "%s%s" % (str(hostvars[h][var]).rstrip("/"), path) for h in hosts}
 
 
+def host_values(hostvars, hosts, var, default=None, key=None):
+    """``{host: value}``: each host's own ``var`` (its inventory, facts and extra vars: ``hostvars``), else
+    ``default`` (what the task sees: the play's and roles' value); with ``key``, that key of the value, for the hosts
+    whose value has it. Read in one task for every host, where a condition on each host would cost the controller a
+    task per host."""
+    out = {}
+    for h in hosts:
+        value = hostvars[h].get(var, default)
+        if key is None:
+            out[h] = value
+        elif isinstance(value, Mapping) and key in value:
+            out[h] = value[key]
+    return out
+
+
+def prune_hosts(hosts, states, keeps, version):
+    """Hosts that keep more releases than their ``keeps`` (host -> lockstep_keep_releases) once ``version`` is on:
+    ``states`` is each host's registered release state (``lockstep.release.state``) in the order of ``hosts``."""
+    out = []
+    for host, res in _paired(hosts, states):
+        releases = ((res or {}).get("lockstep_state") or {}).get("releases") or []
+        others = [r for r in releases if not (isinstance(r, Mapping) and r.get("version") == version)]
+        if len(others) + 1 > int((keeps or {}).get(host, 0)):
+            out.append(host)
+    return out
+
+
 def serial(canary, waves):
     """The rollout play's ``serial``: the canary and the waves the plan accepts, else one batch of every host.
 
@@ -280,6 +307,8 @@ class FilterModule:
             "halt_message": halt_message,
             "judgement": judgement,
             "host_urls": host_urls,
+            "host_values": host_values,
+            "prune_hosts": prune_hosts,
             "service_addresses": service_addresses,
             "record": record,
         }

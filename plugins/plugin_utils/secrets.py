@@ -193,6 +193,9 @@ class RunSecrets:
         self.values = set()
         self._collector = Collector(self.patterns, self.values)
         self._plays = set()  # play uuids whose hosts' secrets were collected (serial batches: once)
+        # Hosts whose variables were walked since the last task that may have changed any host's (task_start):
+        # a later play walks only its own variables for them.
+        self._collected = set()
         self._no_log_pending = []  # (host, task) of no_log results whose registered values are not set yet
         _RUN[:] = [self]
 
@@ -210,15 +213,34 @@ class RunSecrets:
         self._collector.variables(extra_vars)
         return redacted
 
+    def task_start(self, task):
+        """A task that may set variables of a host other than lockstep's own (``__lockstep_*``): a register, facts,
+        the inventory. Every host's variables are walked again at the next play's start."""
+        if self._collected and may_set_variables(task):
+            self._collected.clear()
+
+    def _host_dependent(self, play_vars):
+        """Collects the play's own variables (a probe of its own: what it has walked is not skipped by the walks of
+        each host); True when a template under a secret name among them must be rendered with each host's."""
+        probe = Collector(self.patterns)
+        templates = []
+        probe.variables(play_vars, templates.append)
+        self.values.update(probe.secrets)
+        return bool(templates)
+
     def play(self, play, play_vars, hostvars, hosts):
         """Every host's secrets as the play starts: its inventory variables (host_vars, group_vars) and facts, read
         through the run's ``hostvars``, with the play's vars, vars files and the extra vars (``play_vars``: the
         play's variables before any host). Role vars are not included (no task). Templates under secret names are
-        rendered with the host's variables over the play's. Once per play (a serial play starts once per batch)."""
+        rendered with the host's variables over the play's. Once per play (a serial play starts once per batch).
+        A host already walked, whose variables no task may have changed since (``task_start``), is not read again
+        unless the play's own variables hold a template under a secret name."""
         key = getattr(play, "_uuid", id(play))
         if key in self._plays or hostvars is None:
             return
         self._plays.add(key)
+        if not self._host_dependent(play_vars):
+            hosts = [h for h in hosts if h not in self._collected]
         try:
             from ansible.template import Templar
         except ImportError:  # pragma: no cover
@@ -237,6 +259,7 @@ class RunSecrets:
             if Templar is not None:
                 render = functools.partial(_render, Templar, loader, variables)
             self._collector.variables(variables, render)
+            self._collected.add(host)
 
     def note_no_log(self, host, task):
         """A no_log task's registered result and facts are secret; Ansible sets them only after the callbacks ran,
@@ -264,6 +287,30 @@ class RunSecrets:
                 for key in ("stdout", "stdout_lines", "content", "json", "ansible_facts"):
                     if key in registered:
                         self._collector.everything(registered[key])
+
+
+# Actions whose result sets no variable of a host unless registered: lockstep's own (none returns facts) and these;
+# set_fact by the names it sets. Any other action (a module may return facts, add_host changes the inventory) may.
+QUIET_ACTIONS = frozenset(("debug", "fail", "assert", "set_stats", "include_tasks", "import_tasks", "include_role",
+                           "import_role", "include", "stat", "slurp", "validate_argument_spec", "set_fact"))
+
+
+def may_set_variables(task):
+    """Whether ``task`` may set a host variable that is not lockstep's own: a register or a fact of another name,
+    or a module's facts, or the inventory."""
+    register = getattr(task, "register", None)
+    if register and not str(register).startswith(INTERNAL_PREFIX):
+        return True
+    action = str(getattr(task, "action", "") or "")
+    if action.startswith("lockstep.release."):
+        return False
+    short = action.rsplit(".", 1)[-1] if action.startswith(("ansible.builtin.", "ansible.legacy.")) else action
+    if short not in QUIET_ACTIONS:
+        return True
+    args = getattr(task, "args", None) or {}
+    if short == "set_fact":
+        return any(not str(name).startswith(INTERNAL_PREFIX) for name in args if name != "cacheable")
+    return False
 
 
 # Keys of lockstep's action results that hold the data a release acts on (versions, host names, the load

@@ -53,3 +53,22 @@ def test_secrets_are_absent_from_every_output(tmp_path):
     assert failed[("h1", "A task that fails on a message quoting no_log values")] == "refused ******** and ********"
     # the no_log gate result is not recorded at all
     assert [r["gate"] for r in recs if r["event"] == "gate"] == ["preflight"]
+
+
+FACT_SECRET = "Fact" + "Secret9017"  # set by a set_fact (tests/integration/ledger_project/facts_between_plays.yml)
+REGISTERED_SECRET = "Registered" + "Token5005"  # registered under a secret name there
+PLAY_SECRET = "h1Play" + "Secret321"  # a play's own variable there, a template of the host's name
+
+
+def test_a_secret_named_fact_or_register_of_one_play_is_scrubbed_in_the_next(tmp_path):
+    """The ledger reads the hosts' variables at a play's start only where a task since the last read may have
+    changed them (a set_fact or register of a name not lockstep's own): a play's secret-named fact, and another's
+    secret-named register, are secrets of every later play; a play's own secret-named variable, a template, is
+    rendered on each of its hosts all the same."""
+    proc, ledger_dir = run_playbook(tmp_path, playbook="facts_between_plays.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = only_ledger(ledger_dir)
+    text = open(path).read()
+    assert FACT_SECRET not in text and REGISTERED_SECRET not in text and PLAY_SECRET not in text
+    failed = [r["message"] for r in records(path) if r["event"] == "host_failed"]
+    assert failed == ["cannot use ********"] * 3, failed

@@ -9,9 +9,11 @@ from ansible_collections.lockstep.release.plugins.filter.lockstep import (
     host_failures,
     host_results,
     host_urls,
+    host_values,
     judgement,
     pending_hosts,
     previous_release,
+    prune_hosts,
     switch_outcomes,
     switched_hosts,
 )
@@ -21,7 +23,8 @@ HOSTS = ["h1", "h2", "h3", "h4"]
 
 def test_all_filters_are_registered():
     assert set(FilterModule().filters()) >= {"host_results", "host_failures", "expect_versions", "switched_hosts",
-                                             "pending_hosts", "previous_release", "host_urls", "judgement"}
+                                             "pending_hosts", "previous_release", "host_urls", "judgement",
+                                             "host_values", "prune_hosts"}
 
 
 @pytest.fixture
@@ -127,6 +130,29 @@ def test_host_urls():
     hv = {"h1": {"lockstep_service_url": "http://10.0.0.1:8080/"}, "h2": {"lockstep_service_url": "http://h2"}}
     assert host_urls(hv, ["h1", "h2"], "/version") == {"h1": "http://10.0.0.1:8080/version",
                                                        "h2": "http://h2/version"}
+
+
+def test_host_values_are_each_hosts_own_else_the_default_and_a_key_only_where_the_value_has_it():
+    hv = {"h1": {"lockstep_hooks": {"after_wave": "a.yml"}}, "h2": {}, "h3": {"lockstep_hooks": {"after_wave": None}}}
+    assert host_values(hv, ["h1", "h2"], "lockstep_hooks", {}) == {"h1": {"after_wave": "a.yml"}, "h2": {}}
+    # A hook set to null is set (the per-host condition says "is defined"); a host without the key is left out.
+    assert host_values(hv, ["h1", "h2", "h3"], "lockstep_hooks", {}, "after_wave") == {"h1": "a.yml", "h3": None}
+    assert host_values(hv, ["h2"], "lockstep_hooks", {"after_wave": "play.yml"}, "after_wave") == {"h2": "play.yml"}
+    assert host_values(hv, ["h2"], "lockstep_keep_releases", 3) == {"h2": 3}
+
+
+def _registered_state(*versions):
+    return {"lockstep_state": {"releases": [{"version": v} for v in versions]}}
+
+
+def test_prune_hosts_are_those_with_more_releases_than_they_keep_counting_the_new_one():
+    states = [_registered_state("1.0.0", "2.0.0"), _registered_state("1.0.0", "2.0.0", "2.1.0"),
+              _registered_state("0.9.0", "1.0.0", "2.0.0"), None]
+    keeps = {"h1": 3, "h2": 3, "h3": 3, "h4": 1}
+    # h1: 2 + the new one = 3 kept; h2 already holds the new one (3); h3: 3 + 1 > 3; h4 read nothing: 0 + 1 = 1.
+    assert prune_hosts(HOSTS, states, keeps, "2.1.0") == ["h3"]
+    assert prune_hosts(HOSTS, states, dict(keeps, h1="2", h4=0), "2.1.0") == ["h1", "h3", "h4"]
+    assert prune_hosts([], [], {}, "2.1.0") == []
 
 
 def test_switch_outcomes_keep_what_the_release_reads_and_a_host_not_switched_is_skipped():

@@ -273,11 +273,33 @@ def episodes(samples, server):
     return sum(1 for i, out in enumerate(states) if out and (i == 0 or not states[i - 1]))
 
 
+HOOKS = ("before_rollout", "after_wave", "before_verify", "after_release")
+
+
+def hooks_on(fleet, host):
+    """Every hook a release runs forward, and a smoke command, set in the inventory for ``host`` alone: each leaves
+    a file named for it and the host that ran it. Ansible's own tasks of a hook step end every host without one at
+    once where no host has one; here one host does, and only that host runs them."""
+    inventory = fleet.root / "inventory.yml"
+    data = json.loads(inventory.read_text())
+    hooks = {}
+    for name in HOOKS:
+        hooks[name] = str(fleet.root / ("%s.yml" % name))
+        (fleet.root / ("%s.yml" % name)).write_text(json.dumps([{"name": "Team | " + name, "ansible.builtin.copy": {
+            "content": "", "dest": str(fleet.root / ("ran-%s-{{ inventory_hostname }}" % name))}}]))
+    data["all"]["children"]["app"]["hosts"][host].update(
+        lockstep_hooks=hooks, lockstep_smoke_commands=["touch %s" % (fleet.root / ("ran-smoke-" + host))])
+    inventory.write_text(json.dumps(data))
+    return sorted("ran-%s-%s" % (name, host) for name in HOOKS + ("smoke",))
+
+
 def test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not(fleet):
+    ran = hooks_on(fleet, "h3")
     fleet.lb.watch(probe=fleet.hosts["h1"].running)
     run = fleet.run()
     fleet.lb.stop_watching()
     assert run.rc == 0 and status(run) == "succeeded", run
+    assert sorted(p.name for p in fleet.root.glob("ran-*")) == ran, run
     assert {h: fleet.hosts[h].running() for h in HOSTS} == dict.fromkeys(HOSTS, TARGET), run
     # The canary went back to the previous release and forward again before wave 2; the others switched once.
     assert fleet.hosts["h1"].history() == [BEFORE, TARGET, BEFORE, TARGET], run
@@ -342,16 +364,20 @@ def test_a_load_balancer_gone_after_the_canary_halts_the_next_wave_and_the_canar
     assert fleet.hosts["h1"].history()[-1] == BEFORE, run
 
 
-def test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves(fleet):
+@pytest.mark.parametrize("after_wave", [True, False], ids=["after_wave hook", "no hook"])
+def test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves(fleet,
+                                                                                                        after_wave):
     """A canary of two: h2 cannot start the release, h1 can. h1's tasks run on before h2's rescue records the halt:
     the wave is not counted as done, the rollback is not rehearsed on h1, and nothing puts h2 back in service before
-    the rollback proves it back."""
+    the rollback proves it back. Without a hook the wave's end is Ansible's end of the batch for every host at once,
+    which must wait for h2's rescue."""
     fleet.hosts["h2"].trouble(refuse=[TARGET])
     hook = fleet.root / "after_wave.yml"
     hook.write_text(json.dumps([{"name": "Team | after a wave", "ansible.builtin.copy": {
         "content": "", "dest": str(fleet.root / "after-wave-{{ inventory_hostname }}")}}]))
     fleet.lb.watch(probe=fleet.hosts["h2"].history)
-    run = fleet.run(lockstep_canary=2, lockstep_waves=["100%"], lockstep_hooks={"after_wave": str(hook)})
+    run = fleet.run(lockstep_canary=2, lockstep_waves=["100%"],
+                    lockstep_hooks={"after_wave": str(hook)} if after_wave else {})
     fleet.lb.stop_watching()
     assert run.rc == 2 and status(run) == "rolled_back", run
     assert run.mine(r"^halted by gate restart on host h2: "), run
