@@ -290,9 +290,10 @@ class RunSecrets:
 
 
 # Actions whose result sets no variable of a host unless registered: lockstep's own (none returns facts) and these;
-# set_fact by the names it sets. Any other action (a module may return facts, add_host changes the inventory) may.
+# set_fact by the names it sets, meta by what it does. Any other action (a module may return facts, add_host changes
+# the inventory) may.
 QUIET_ACTIONS = frozenset(("debug", "fail", "assert", "set_stats", "include_tasks", "import_tasks", "include_role",
-                           "import_role", "include", "stat", "slurp", "validate_argument_spec", "set_fact"))
+                           "import_role", "include", "stat", "slurp", "validate_argument_spec", "set_fact", "meta"))
 
 
 def may_set_variables(task):
@@ -310,6 +311,8 @@ def may_set_variables(task):
     args = getattr(task, "args", None) or {}
     if short == "set_fact":
         return any(not str(name).startswith(INTERNAL_PREFIX) for name in args if name != "cacheable")
+    if short == "meta":
+        return str(args.get("_raw_params", "")).strip() == "refresh_inventory"
     return False
 
 

@@ -75,3 +75,25 @@ def test_a_delegated_tasks_other_host_is_walked_and_ansibles_copy_of_every_varia
                                                                   "hostvars": {"h1": {"x": "y"}}}},
                               "vars": {"deploy_api_token": "never-walked-twice"}, "deploy_api_token": TOKEN})
     assert become in secrets and TOKEN in secrets
+
+
+def test_a_task_may_set_variables_unless_it_is_lockstep_s_own_or_sets_nothing():
+    """What makes the ledger read every host's variables again at the next play: anything but lockstep's own
+    registers and facts, its own modules, and the builtins that set nothing."""
+    from types import SimpleNamespace
+
+    from ansible_collections.lockstep.release.plugins.plugin_utils.secrets import may_set_variables
+
+    def task(action, register=None, **args):
+        return SimpleNamespace(action=action, register=register, args=args)
+
+    quiet = [task("lockstep.release.deploy", register="__lockstep_switch"),
+             task("ansible.builtin.meta", _raw_params="end_host"),
+             task("ansible.builtin.set_fact", __lockstep_record={}, cacheable=False), task("include_role", name="x"),
+             task("ansible.builtin.debug", msg="hi"), task("ansible.builtin.stat", register="__lockstep_st", path="/")]
+    assert [may_set_variables(t) for t in quiet] == [False] * len(quiet)
+    setting = [task("ansible.builtin.debug", register="deploy_token", msg="x"), task("set_fact", service_password="x"),
+               task("ansible.builtin.set_fact", __lockstep_x=1, other=2), task("ansible.builtin.copy", dest="/x"),
+               task("ansible.builtin.include_vars", file="x.yml"), task("ansible.builtin.add_host", name="h9"),
+               task("ansible.builtin.meta", _raw_params="refresh_inventory"), task("community.general.x", a=1)]
+    assert [may_set_variables(t) for t in setting] == [True] * len(setting)
