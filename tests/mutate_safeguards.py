@@ -1455,7 +1455,7 @@ MUTATIONS = [
         '        __lockstep_failed | length == 0 and not __lockstep_rehearse_here | bool\n',
         '        not __lockstep_rehearse_here | bool\n',
         'tests/unit/test_release_in_miniature.py::'
-        'test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves',
+        'test_a_canary_whose_batch_mate_failed_its_switch_is_not_rehearsed_and_the_failed_host_never_serves[no hook]',
     ),
     (
         "a wave's end for every host at once only where no host has an after_wave hook",
@@ -1466,44 +1466,20 @@ MUTATIONS = [
         'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
     ),
     (
-        'a before_rollout hook set on one host runs there',
-        'playbooks/release.yml',
-        "host_values(ansible_play_hosts, 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_rollout')",
-        "host_values([], 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_rollout')",
-        'tests/unit/test_release_in_miniature.py::'
-        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
-    ),
-    (
-        'a before_verify hook set on one host runs there',
-        'playbooks/release.yml',
-        "host_values(ansible_play_hosts, 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_verify')",
-        "host_values([], 'lockstep_hooks', lockstep_hooks | default({}),\n        'before_verify')",
-        'tests/unit/test_release_in_miniature.py::'
-        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
-    ),
-    (
-        'smoke commands set on one host run there',
-        'playbooks/release.yml',
-        "host_values(ansible_play_hosts, 'lockstep_smoke_commands',",
-        "host_values([], 'lockstep_smoke_commands',",
-        'tests/unit/test_release_in_miniature.py::'
-        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
-    ),
-    (
-        'an after_release hook set on one host runs there',
-        'roles/finish/tasks/unlock.yml',
-        "host_values(ansible_play_hosts, 'lockstep_hooks', lockstep_hooks,\n    'after_release')",
-        "host_values([], 'lockstep_hooks', lockstep_hooks,\n    'after_release')",
-        'tests/unit/test_release_in_miniature.py::'
-        'test_a_release_rehearses_the_rollback_on_the_drained_canary_and_a_manual_rollback_does_not',
-    ),
-    (
         'the hosts to prune are those with more releases than they keep',
         'plugins/filter/lockstep.py',
         '        if len(others) + 1 > int((keeps or {}).get(host, 0)):',
         '        if False:',
-        'tests/unit/test_release_in_miniature.py::'
-        'test_old_releases_are_pruned_after_a_proven_release_and_never_after_a_halt',
+        'tests/unit/test_release_filters.py::'
+        'test_prune_hosts_are_those_with_more_releases_than_they_keep_counting_the_new_one',
+    ),
+    (
+        "a step ends for every host at once only where no host's own value gives it something to do",
+        'plugins/filter/lockstep.py',
+        '        value = hostvars[h].get(var, default)\n',
+        '        value = default\n',
+        'tests/unit/test_release_filters.py::'
+        'test_host_values_are_each_hosts_own_else_the_default_and_a_key_only_where_the_value_has_it',
     ),
     (
         'no after_wave hook after a wave with a failed switch',
